@@ -1,0 +1,1 @@
+"""Application shell: configuration, database, LINE gateway, staff auth and admin layout."""

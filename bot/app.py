@@ -1,0 +1,68 @@
+"""The application factory: builds the Flask app and wires every package into it."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from bot import db as database
+from bot.config import load_config
+from bot.line import LineGateway
+
+
+def configure_logging(level: str) -> None:
+    """Plain structured-ish logs to stderr (never residents' messages: see STYLE.md)."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+    root.setLevel(level.upper())
+
+
+def create_app(**overrides: Any) -> Flask:
+    """Build the app from the environment; keyword overrides win (tests)."""
+    config = load_config(**overrides)
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(config)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="linebot_staff",
+        PERMANENT_SESSION_LIFETIME=8 * 3600,
+        JSON_AS_ASCII=False,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    configure_logging(config["LOG_LEVEL"])
+
+    database.init_app(app)
+    app.extensions["line"] = LineGateway(
+        config["LINE_CHANNEL_ACCESS_TOKEN"],
+        config["LINE_API_BASE_URL"],
+        config["LINE_API_DATA_BASE_URL"],
+        timeout=float(config["LINE_TIMEOUT_SECONDS"]),
+    )
+
+    # Imported here, not at module top, so `bot` depends on nothing of ours at import time.
+    from bot import admin, cli
+    from handlers import webhook
+    from handlers.dispatch import handler_for
+    from handlers.inbox import EventProcessor, InboxWorkers
+
+    processor = EventProcessor(app, app.extensions["line"], handler_for)
+    app.extensions["inbox"] = InboxWorkers(app, processor)
+    app.register_blueprint(webhook.bp)
+    admin.init_app(app)
+    cli.init_app(app)
+
+    if app.config["SIMULATOR_ENABLED"]:
+        from bot.sandbox import simulator
+
+        app.register_blueprint(simulator.bp)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """Liveness probe."""
+        return {"status": "ok"}
+
+    return app

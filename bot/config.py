@@ -1,0 +1,103 @@
+"""Configuration read from environment variables, in one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LINE_API_DEFAULT = "https://api.line.me"
+LINE_API_DATA_DEFAULT = "https://api-data.line.me"
+MUNICIPALITIES = ("nasukarasuyama", "nasushiobara", "joso", "ohtawara")
+
+
+class ConfigError(RuntimeError):
+    """Raised when required settings are missing or invalid."""
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+# name -> (type, default, help). `.env.example` is generated from / checked against this table.
+SETTINGS: dict[str, tuple[type, Any, str]] = {
+    "APP_ENV": (str, "development", "development | production | testing"),
+    "SECRET_KEY": (str, None, "Flask session signing key (required in production)"),
+    "DATABASE_URL": (str, None, "SQLAlchemy URL; default sqlite:///instance/linebot.sqlite3"),
+    "LINE_CHANNEL_SECRET": (str, None, "LINE channel secret (required in production)"),
+    "LINE_CHANNEL_ACCESS_TOKEN": (str, None, "LINE channel access token (required in production)"),
+    "LINE_API_BASE_URL": (str, LINE_API_DEFAULT, "Messaging API host; the simulator sets the fake"),
+    "LINE_API_DATA_BASE_URL": (str, None, "Messaging API data host (rich-menu images); default follows LINE_API_BASE_URL when it is not LINE's"),
+    "LINE_TIMEOUT_SECONDS": (float, 10.0, "timeout of every LINE API call"),
+    "MUNICIPALITY": (str, "nasukarasuyama", "city: nasukarasuyama | nasushiobara | joso | ohtawara"),
+    "INBOX_WORKER_THREADS": (int, 4, "background threads per web process that process stored webhook events"),
+    "INBOX_LEASE_SECONDS": (float, 60.0, "a claimed event not finished within this is claimed again"),
+    "INBOX_POLL_SECONDS": (float, 1.0, "how often idle workers look for unclaimed events"),
+    "INBOX_MAX_ATTEMPTS": (int, 5, "attempts before an event is marked failed"),
+    "REPLY_TOKEN_TTL_SECONDS": (float, 50.0, "after this age an event is answered by push instead of reply"),
+    "WEBHOOK_MAX_BODY_BYTES": (int, 1_000_000, "larger webhook bodies are refused with 413"),
+    "MAX_TEXT_CHARS": (int, 2000, "resident text beyond this is truncated before matching"),
+    "LOGIN_MAX_FAILURES": (int, 5, "failed staff logins per account or address before a lockout"),
+    "LOGIN_LOCKOUT_SECONDS": (int, 900, "how long a login lockout lasts"),
+    "SESSION_COOKIE_SECURE": (bool, None, "send the staff session cookie over HTTPS only (default: on in production)"),
+    "SIMULATOR_ENABLED": (bool, None, "serve /simulator (default: on in development only)"),
+    "FAKE_LINE_URL": (str, None, "control URL of the fake LINE platform used by the simulator"),
+    "LINE_OPENAPI_DIR": (str, None, "LINE OpenAPI specs for the fake platform (default ../shared/line-openapi)"),
+    "LOG_LEVEL": (str, "INFO", "application log level"),
+}
+
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN")
+
+
+def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Build the app configuration from the environment; overrides win (tests)."""
+    env = dict(os.environ if environ is None else environ)
+    cfg: dict[str, Any] = {}
+    errors: list[str] = []
+    for name, (kind, default, _help) in SETTINGS.items():
+        raw = env.get(name)
+        if raw is None or raw == "":
+            cfg[name] = default
+            continue
+        try:
+            cfg[name] = _bool(raw) if kind is bool else kind(raw)
+        except ValueError:
+            errors.append(f"{name}={raw!r} is not a valid {kind.__name__}")
+    cfg.update(overrides)
+    app_env = cfg["APP_ENV"]
+    if app_env not in {"development", "production", "testing"}:
+        errors.append(f"APP_ENV={app_env!r} must be development, production or testing")
+    if cfg["MUNICIPALITY"] not in MUNICIPALITIES:
+        errors.append(f"MUNICIPALITY={cfg['MUNICIPALITY']!r} must be one of {', '.join(MUNICIPALITIES)}")
+    if app_env == "production":
+        missing = [k for k in REQUIRED_IN_PRODUCTION if not cfg.get(k)]
+        if missing:
+            errors.append("missing required settings: " + ", ".join(missing))
+    if errors:
+        raise ConfigError("; ".join(errors))
+
+    # Development conveniences: never used in production (checked above).
+    if not cfg["SECRET_KEY"]:
+        cfg["SECRET_KEY"] = secrets.token_hex(32)
+    if not cfg["LINE_CHANNEL_SECRET"]:
+        cfg["LINE_CHANNEL_SECRET"] = "dev-channel-secret"
+    if not cfg["LINE_CHANNEL_ACCESS_TOKEN"]:
+        cfg["LINE_CHANNEL_ACCESS_TOKEN"] = "dev-access-token"
+    if not cfg["DATABASE_URL"]:
+        cfg["DATABASE_URL"] = f"sqlite:///{ROOT / 'instance' / 'linebot.sqlite3'}"
+    if not cfg["LINE_API_DATA_BASE_URL"]:
+        base = cfg["LINE_API_BASE_URL"]
+        cfg["LINE_API_DATA_BASE_URL"] = LINE_API_DATA_DEFAULT if base == LINE_API_DEFAULT else base
+    if cfg["SESSION_COOKIE_SECURE"] is None:
+        cfg["SESSION_COOKIE_SECURE"] = app_env == "production"
+    if cfg["SIMULATOR_ENABLED"] is None:
+        cfg["SIMULATOR_ENABLED"] = app_env == "development"
+    if app_env == "production":
+        cfg["SIMULATOR_ENABLED"] = False  # the fake platform never runs beside real residents
+    if not cfg["LINE_OPENAPI_DIR"]:
+        cfg["LINE_OPENAPI_DIR"] = str(ROOT.parent / "shared" / "line-openapi")
+    cfg["TESTING"] = app_env == "testing"
+    return cfg

@@ -1,0 +1,200 @@
+"""The LINE gateway: the only module that talks to the LINE SDK (linebot.v3).
+
+Messages are plain dicts in LINE's JSON shape (camelCase), built by `handlers.replies`;
+the gateway turns them into SDK models, calls the Messaging API with a timeout and no
+SDK-level retries (callers decide: the inbox and the dispatcher retry with retry keys),
+and maps failures to the small exception hierarchy below.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import urllib3
+from linebot.v3.messaging import (
+    ApiClient,
+    ApiException,
+    Configuration,
+    MessagingApi,
+    MessagingApiBlob,
+    MulticastRequest,
+    PushMessageRequest,
+    ReplyMessageRequest,
+    RichMenuRequest,
+    ShowLoadingAnimationRequest,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_MESSAGES_PER_CALL = 5
+MAX_MULTICAST_RECIPIENTS = 500
+
+
+class LineError(Exception):
+    """A LINE API call failed; carries LINE's status and request id (never message content)."""
+
+    def __init__(self, message: str, status: int | None = None, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} (status={self.status}, request_id={self.request_id})"
+
+
+class LineRateLimited(LineError):
+    """429: too many requests or the monthly message quota is used up; back off."""
+
+
+class LineRejected(LineError):
+    """4xx other than 429: LINE refused the request (bad token, invalid body, unknown user...)."""
+
+
+class LineServerError(LineError):
+    """5xx, or the connection failed: safe to retry with the same retry key."""
+
+
+class LineTimeout(LineError):
+    """No answer within the timeout: the call may or may not have taken effect."""
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """Outcome of a push or multicast: LINE's request id, and whether it was a retry-key repeat."""
+
+    request_id: str | None
+    already_accepted: bool = False
+
+
+def new_retry_key() -> str:
+    """A fresh X-Line-Retry-Key (LINE wants a UUID)."""
+    return str(uuid.uuid4())
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in dict(headers).items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _error_message(body: Any) -> str:
+    try:
+        return str(json.loads(body).get("message", ""))[:200]
+    except (ValueError, TypeError, AttributeError):
+        return ""
+
+
+class LineGateway:
+    """Reply, push, multicast, profiles, loading animation and rich menus through the SDK."""
+
+    def __init__(self, access_token: str, base_url: str, data_base_url: str | None = None, timeout: float = 10.0) -> None:
+        self.timeout = timeout
+        self._api = MessagingApi(ApiClient(self._configuration(access_token, base_url)))
+        self._blob = MessagingApiBlob(ApiClient(self._configuration(access_token, data_base_url or base_url)))
+
+    @staticmethod
+    def _configuration(access_token: str, host: str) -> Configuration:
+        conf = Configuration(host=host.rstrip("/"), access_token=access_token)
+        conf.retries = False  # no hidden SDK/urllib3 retries: a retry must reuse the retry key
+        return conf
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one SDK call with the timeout, mapping failures to LineError subclasses."""
+        try:
+            return fn(*args, _request_timeout=self.timeout, **kwargs)
+        except ApiException as exc:
+            status = exc.status
+            request_id = _header(exc.headers, "x-line-request-id")
+            message = f"LINE {what} failed: {_error_message(exc.body)}"
+            if status == 429:
+                raise LineRateLimited(message, status, request_id) from None
+            if status is not None and status >= 500:
+                raise LineServerError(message, status, request_id) from None
+            raise LineRejected(message, status, request_id) from None
+        except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+            raise LineTimeout(f"LINE {what} timed out after {self.timeout}s", None, None) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise LineServerError(f"LINE {what} connection failed: {type(exc).__name__}", None, None) from exc
+
+    @staticmethod
+    def _check_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not 1 <= len(messages) <= MAX_MESSAGES_PER_CALL:
+            raise ValueError(f"1 to {MAX_MESSAGES_PER_CALL} messages per call, got {len(messages)}")
+        return list(messages)
+
+    def reply(self, reply_token: str, messages: Sequence[dict[str, Any]]) -> str | None:
+        """Reply with up to 5 messages; returns LINE's request id."""
+        request = ReplyMessageRequest.from_dict({"replyToken": reply_token, "messages": self._check_messages(messages)})
+        response = self._call("reply", self._api.reply_message_with_http_info, request)
+        return _header(response.headers, "x-line-request-id")
+
+    def _send(self, what: str, fn: Callable[..., Any], request: Any, retry_key: str | None) -> SendResult:
+        try:
+            response = self._call(what, fn, request, x_line_retry_key=retry_key)
+        except LineRejected as exc:
+            if exc.status == 409 and retry_key:
+                # LINE already accepted a request with this retry key: it was delivered once.
+                return SendResult(exc.request_id, already_accepted=True)
+            raise
+        return SendResult(_header(response.headers, "x-line-request-id"))
+
+    def push(self, to: str, messages: Sequence[dict[str, Any]], retry_key: str | None = None) -> SendResult:
+        """Push up to 5 messages to one user; a repeated retry key is reported, not re-sent."""
+        request = PushMessageRequest.from_dict({"to": to, "messages": self._check_messages(messages)})
+        return self._send("push", self._api.push_message_with_http_info, request, retry_key)
+
+    def multicast(self, to: Sequence[str], messages: Sequence[dict[str, Any]], retry_key: str | None = None) -> SendResult:
+        """Send up to 5 messages to at most 500 users in one call."""
+        if not 1 <= len(to) <= MAX_MULTICAST_RECIPIENTS:
+            raise ValueError(f"1 to {MAX_MULTICAST_RECIPIENTS} recipients per multicast, got {len(to)}")
+        request = MulticastRequest.from_dict({"to": list(to), "messages": self._check_messages(messages)})
+        return self._send("multicast", self._api.multicast_with_http_info, request, retry_key)
+
+    def get_profile(self, user_id: str) -> dict[str, Any]:
+        """The user's LINE profile (display name, language...)."""
+        profile = self._call("get_profile", self._api.get_profile, user_id)
+        return profile.to_dict()  # type: ignore[no-any-return]
+
+    def show_loading(self, chat_id: str, seconds: int = 5) -> None:
+        """Show the typing animation while an answer is prepared (5-60 s, multiples of 5)."""
+        request = ShowLoadingAnimationRequest(chatId=chat_id, loadingSeconds=seconds)
+        self._call("show_loading", self._api.show_loading_animation, request)
+
+    def create_rich_menu(self, definition: dict[str, Any]) -> str:
+        """Validate and create a rich menu; returns its id."""
+        request = RichMenuRequest.from_dict(definition)
+        self._call("validate_rich_menu", self._api.validate_rich_menu_object, request)
+        return str(self._call("create_rich_menu", self._api.create_rich_menu, request).rich_menu_id)
+
+    def set_rich_menu_image(self, rich_menu_id: str, image: bytes, content_type: str = "image/png") -> None:
+        """Upload the rich menu's image (data host)."""
+        self._call(
+            "set_rich_menu_image", self._blob.set_rich_menu_image, rich_menu_id, image, _headers={"Content-Type": content_type}
+        )
+
+    def set_default_rich_menu(self, rich_menu_id: str) -> None:
+        """Show this rich menu to every user without a per-user menu."""
+        self._call("set_default_rich_menu", self._api.set_default_rich_menu, rich_menu_id)
+
+    def list_rich_menus(self) -> list[dict[str, Any]]:
+        """The channel's rich menus."""
+        response = self._call("list_rich_menus", self._api.get_rich_menu_list)
+        return [menu.to_dict() for menu in response.richmenus]
+
+    def delete_rich_menu(self, rich_menu_id: str) -> None:
+        """Delete a rich menu."""
+        self._call("delete_rich_menu", self._api.delete_rich_menu, rich_menu_id)
+
+    def close(self) -> None:
+        """Release HTTP connections."""
+        self._api.api_client.close()
+        self._blob.api_client.close()

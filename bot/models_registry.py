@@ -1,0 +1,9 @@
+"""Imports every package's models so Alembic and the tests see the whole schema."""
+
+from bot import models as _bot_models  # noqa: F401
+from bot.db import Base
+from handlers import models as _handlers_models  # noqa: F401
+from kpi import models as _kpi_models  # noqa: F401
+from segments import models as _segments_models  # noqa: F401
+
+metadata = Base.metadata

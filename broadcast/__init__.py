@@ -1,0 +1,1 @@
+"""Notices, schedules, the dispatcher and delivery records (see the notices issue)."""

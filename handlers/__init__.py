@@ -1,0 +1,1 @@
+"""LINE inbound: the webhook, the event inbox, the dispatch table and one module per event kind."""

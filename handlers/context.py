@@ -1,0 +1,50 @@
+"""What a handler gets: the event, a session, settings, and a place to put its replies."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from segments.models import Resident
+from segments.service import get_resident, record_follow
+
+
+@dataclass
+class EventContext:
+    """One webhook event being handled; replies are collected and sent after commit."""
+
+    event: dict[str, Any]
+    session: Session
+    config: dict[str, Any]
+    webhook_event_id: str
+    received_at: dt.datetime
+    outgoing: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def event_type(self) -> str:
+        """LINE's event type (message, follow, postback...)."""
+        return str(self.event.get("type", ""))
+
+    @property
+    def user_id(self) -> str | None:
+        """The LINE user id of the sender, if LINE gave one."""
+        user_id = (self.event.get("source") or {}).get("userId")
+        return user_id if isinstance(user_id, str) and user_id else None
+
+    @property
+    def is_direct_chat(self) -> bool:
+        """True for a 1:1 chat with a resident (not a group or room)."""
+        return (self.event.get("source") or {}).get("type") == "user" and self.user_id is not None
+
+    def reply(self, *messages: dict[str, Any]) -> None:
+        """Queue messages for the reply (sent after the database work is committed)."""
+        self.outgoing.extend(messages)
+
+    def resident(self) -> Resident | None:
+        """The sending resident, created on first contact (a follower from before the bot)."""
+        if not self.user_id:
+            return None
+        return get_resident(self.session, self.user_id) or record_follow(self.session, self.user_id)

@@ -1,0 +1,32 @@
+"""The dispatch table: LINE event type -> handler."""
+
+from __future__ import annotations
+
+import logging
+
+from handlers.context import EventContext
+from handlers.follow import handle_follow, handle_unfollow
+from handlers.message import handle_message
+from handlers.postback import handle_postback
+from kpi.service import record_usage
+
+log = logging.getLogger(__name__)
+
+
+def handle_other(ctx: EventContext) -> None:
+    """Events the bot has no use for (join, beacon, unsend, unknown types): recorded, ignored."""
+    log.info("event ignored: type=%s event=%s", ctx.event_type[:64], ctx.webhook_event_id)
+    record_usage(ctx.session, "ignored_event", None, event_type=ctx.event_type[:64])
+
+
+DISPATCH = {
+    "message": handle_message,
+    "follow": handle_follow,
+    "unfollow": handle_unfollow,
+    "postback": handle_postback,
+}
+
+
+def handler_for(event_type: str):  # type: ignore[no-untyped-def]
+    """The handler of an event type (handle_other for anything not in the table)."""
+    return DISPATCH.get(event_type, handle_other)

@@ -1,0 +1,299 @@
+"""The event inbox: store webhook events, then claim and process them in background threads.
+
+The database is the queue. The webhook inserts events (deduplicated by webhookEventId) and
+returns; worker threads in every web process claim pending rows with a lease
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite serialises writers), run the handler and
+commit its database work together with the messages to send, then send them. A process that
+dies leaves its rows leased; when the lease expires another worker claims them again and,
+because the handler's work was committed with `is_handled`, only the sending is repeated:
+a reply while the reply token is still fresh, otherwise a push whose retry key is derived
+from the event id, so LINE never delivers it twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from bot.db import Database, get_db, utcnow
+from bot.line import LineError, LineGateway, LineRejected, LineTimeout
+from handlers.context import EventContext
+from handlers.models import DONE, FAILED, PENDING, PROCESSING, InboxEvent
+
+log = logging.getLogger(__name__)
+RETRY_KEY_NAMESPACE = uuid.UUID("6f1c1f55-8a4e-4d8e-9a55-3c2b8f6b8a10")
+Handler = Callable[[EventContext], None]
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    """A structurally valid webhook event ready to store."""
+
+    key: str
+    event_type: str
+    timestamp_ms: int
+    payload: dict[str, Any]
+
+
+def dedupe_key(event: dict[str, Any]) -> str:
+    """LINE's webhookEventId, or a hash of the event without its delivery context."""
+    event_id = event.get("webhookEventId")
+    if isinstance(event_id, str) and event_id:
+        return event_id[:128]
+    body = {k: v for k, v in event.items() if k != "deliveryContext"}
+    return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def store_events(db: Database, session: Session, events: Sequence[IncomingEvent]) -> int:
+    """Insert events not seen before; returns how many were new (redeliveries are skipped)."""
+    if not events:
+        return 0
+    now = utcnow()
+    rows = [
+        {
+            "webhook_event_id": e.key,
+            "event_type": e.event_type[:64],
+            "event_timestamp_ms": e.timestamp_ms,
+            "payload": e.payload,
+            "received_at": now,
+            "status": PENDING,
+            "attempts": 0,
+            "is_handled": False,
+            "is_reply_uncertain": False,
+        }
+        for e in events
+    ]
+    dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
+    stmt = dialect_insert(InboxEvent).on_conflict_do_nothing(index_elements=["webhook_event_id"])
+    stmt = stmt.returning(InboxEvent.id)
+    return len(session.execute(stmt, rows).all())
+
+
+def claim_events(db: Database, limit: int, lease_seconds: float) -> list[tuple[int, str]]:
+    """Lease up to `limit` claimable events to this worker; returns (id, claim token) pairs."""
+    now = utcnow()
+    token = uuid.uuid4().hex
+    claimable = (
+        select(InboxEvent.id)
+        .where(
+            or_(
+                and_(InboxEvent.status == PENDING, or_(InboxEvent.lease_until.is_(None), InboxEvent.lease_until < now)),
+                and_(InboxEvent.status == PROCESSING, InboxEvent.lease_until < now),
+            )
+        )
+        .order_by(InboxEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer at a time anyway
+        .scalar_subquery()
+    )
+    stmt = (
+        update(InboxEvent)
+        .where(InboxEvent.id.in_(claimable))
+        .values(
+            status=PROCESSING,
+            claim_token=token,
+            attempts=InboxEvent.attempts + 1,
+            lease_until=now + dt.timedelta(seconds=lease_seconds),
+        )
+        .returning(InboxEvent.id)
+        .execution_options(synchronize_session=False)
+    )
+    with db.session() as session:
+        ids = sorted(session.execute(stmt, execution_options={"sqlite_begin": "IMMEDIATE"}).scalars().all())
+    return [(i, token) for i in ids]
+
+
+def push_retry_key(webhook_event_id: str) -> str:
+    """The retry key of the push that stands in for an expired reply: stable per event."""
+    return str(uuid.uuid5(RETRY_KEY_NAMESPACE, webhook_event_id))
+
+
+class EventProcessor:
+    """Runs one claimed event: handler (once), then delivery of its messages."""
+
+    def __init__(self, app: Flask, gateway: LineGateway, dispatch: Callable[[str], Handler]) -> None:
+        self.app = app
+        self.db = get_db(app)
+        self.gateway = gateway
+        self.dispatch = dispatch
+        self.config = app.config
+
+    def process(self, event_id: int, token: str) -> None:
+        """Process one claimed event; failures are logged and retried later, never raised."""
+        try:
+            row = self._run_handler(event_id, token)
+            if row is None:
+                return
+            self._deliver(row)
+            self._finish(event_id, token, DONE, None)
+        except Exception as exc:  # noqa: BLE001 - one event failing must not fail the others
+            self._record_failure(event_id, token, exc)
+
+    def _run_handler(self, event_id: int, token: str) -> InboxEvent | None:
+        """Run the handler unless a previous attempt already committed its work."""
+        with self.db.session() as session:
+            row = session.get(InboxEvent, event_id)
+            if row is None or row.claim_token != token or row.status != PROCESSING:
+                return None  # someone else holds it now
+            if not row.is_handled:
+                ctx = EventContext(
+                    event=row.payload,
+                    session=session,
+                    config=self.config,
+                    webhook_event_id=row.webhook_event_id,
+                    received_at=row.received_at,
+                )
+                self.dispatch(row.event_type)(ctx)
+                row.is_handled = True
+                row.outgoing = ctx.outgoing
+                session.flush()  # before expunge: an expunged row's changes would not be saved
+            session.expunge(row)
+            return row
+
+    def _deliver(self, row: InboxEvent) -> None:
+        """Send the handler's messages: reply while the token is fresh, else push with a retry key."""
+        messages = row.outgoing or []
+        if not messages:
+            return
+        event = row.payload
+        reply_token = event.get("replyToken")
+        source = event.get("source") or {}
+        chat_id = source.get("userId") or source.get("groupId") or source.get("roomId")
+        age = time.time() - (row.event_timestamp_ms or 0) / 1000.0
+        fresh = age < float(self.config["REPLY_TOKEN_TTL_SECONDS"])
+        for start in range(0, len(messages), 5):
+            batch = messages[start : start + 5]
+            first = start == 0
+            if first and reply_token and (fresh or row.is_reply_uncertain):
+                try:
+                    self.gateway.reply(reply_token, batch)
+                    continue
+                except LineTimeout:
+                    self._mark_reply_uncertain(row.id)
+                    raise
+                except LineRejected as exc:
+                    if row.is_reply_uncertain:
+                        # An earlier reply may have landed; pushing could say it twice.
+                        log.warning("reply outcome unknown, not pushing: event=%s %s", row.id, exc)
+                        return
+                    log.info("reply rejected, pushing instead: event=%s %s", row.id, exc)
+            if not chat_id:
+                log.warning("no chat to push to: event=%s type=%s", row.id, row.event_type)
+                return
+            self.gateway.push(chat_id, batch, retry_key=push_retry_key(f"{row.webhook_event_id}:{start}"))
+
+    def _mark_reply_uncertain(self, event_id: int) -> None:
+        with self.db.session() as session:
+            session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(is_reply_uncertain=True))
+
+    def _finish(self, event_id: int, token: str, status: str, error: str | None) -> None:
+        with self.db.session() as session:
+            session.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id == event_id, InboxEvent.claim_token == token)
+                .values(status=status, processed_at=utcnow(), lease_until=None, last_error=error)
+            )
+
+    def _record_failure(self, event_id: int, token: str, exc: Exception) -> None:
+        """Put the event back with a backoff, or give up after the configured attempts."""
+        error = f"{type(exc).__name__}: {exc}" if isinstance(exc, LineError) else type(exc).__name__
+        with self.db.session() as session:
+            row = session.get(InboxEvent, event_id)
+            if row is None or row.claim_token != token:
+                return
+            if row.attempts >= int(self.config["INBOX_MAX_ATTEMPTS"]):
+                row.status, row.lease_until, row.processed_at = FAILED, None, utcnow()
+                log.error("event gave up after %d attempts: event=%s type=%s error=%s", row.attempts, row.id, row.event_type, error)
+            else:
+                row.status = PENDING
+                row.lease_until = utcnow() + dt.timedelta(seconds=min(60.0, 2.0**row.attempts))
+                log.warning("event failed, will retry: event=%s type=%s attempt=%d error=%s", row.id, row.event_type, row.attempts, error, exc_info=not isinstance(exc, LineError))
+            row.last_error = error[:500]
+
+
+class InboxWorkers:
+    """Background threads in this process that claim and process stored events."""
+
+    def __init__(self, app: Flask, processor: EventProcessor) -> None:
+        self.app = app
+        self.processor = processor
+        self.db = get_db(app)
+        self._wake = threading.Condition()
+        self._pending_wakeups = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the threads once per process (safe to call repeatedly, and after fork)."""
+        with self._lock:
+            if self._pid == os.getpid() and self._threads:
+                return
+            self._pid = os.getpid()
+            self._stop.clear()
+            count = int(self.app.config["INBOX_WORKER_THREADS"])
+            self._threads = [
+                threading.Thread(target=self._run, name=f"inbox-{i}", daemon=True) for i in range(count)
+            ]
+            for thread in self._threads:
+                thread.start()
+
+    def notify(self) -> None:
+        """Wake a worker: new events were stored."""
+        self.start()
+        with self._wake:
+            self._pending_wakeups += 1
+            self._wake.notify()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the threads (tests, shutdown)."""
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+
+    def run_once(self, limit: int = 16) -> int:
+        """Claim and process one batch in the calling thread; returns how many were processed."""
+        claimed = claim_events(self.db, limit, float(self.app.config["INBOX_LEASE_SECONDS"]))
+        for event_id, token in claimed:
+            self.processor.process(event_id, token)
+        return len(claimed)
+
+    def _run(self) -> None:
+        poll = float(self.app.config["INBOX_POLL_SECONDS"])
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once(limit=4)
+            except Exception:  # noqa: BLE001 - e.g. the database restarting: keep the thread alive
+                log.exception("inbox worker loop failed; retrying")
+                worked = 0
+                self._stop.wait(poll)
+            if worked:
+                continue
+            with self._wake:
+                if self._pending_wakeups == 0:
+                    self._wake.wait(poll)
+                self._pending_wakeups = max(0, self._pending_wakeups - 1)
+
+
+def pending_count(db: Database) -> int:
+    """Events not yet done or failed."""
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).select_from(InboxEvent).where(InboxEvent.status.in_([PENDING, PROCESSING]))) or 0)

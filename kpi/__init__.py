@@ -1,0 +1,1 @@
+"""Usage events and the KPI reports built from them."""

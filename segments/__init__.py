@@ -1,0 +1,1 @@
+"""Residents (LINE users with their declared attributes and consent) and segment rules."""
