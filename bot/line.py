@@ -120,6 +120,9 @@ class LineGateway:
             if status is not None and status >= 500:
                 raise LineServerError(message, status, request_id) from None
             raise LineRejected(message, status, request_id) from None
+        except urllib3.exceptions.NewConnectionError as exc:
+            # Checked first: urllib3 makes it a subclass of ConnectTimeoutError, but nothing was sent.
+            raise LineServerError(f"LINE {what} connection failed", None, None) from exc
         except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
             raise LineTimeout(f"LINE {what} timed out after {self.timeout}s", None, None) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
