@@ -1,0 +1,383 @@
+"""Staff authentication: password hashing, rate-limited login, roles, audit log, navigation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any, Literal, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+import flask
+from flask import abort, current_app, g, has_request_context, redirect, request, url_for
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from bot.db import get_session, utcnow
+from bot.models import ROLE_LABELS, ROLES, AuditLog, LoginAttempt, StaffUser
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,31}$")
+PASSWORD_MIN_CHARS = 12
+# scrypt/pbkdf2 cost grows with the input; a cap keeps a login form from being a CPU lever.
+PASSWORD_MAX_CHARS = 256
+FIRST_ADMIN_USERNAME = "admin"
+CLI_ACTOR = "(CLI)"
+# Keys whose values never reach the audit log, whatever a caller passes.
+SECRET_DETAIL_KEYS = ("password", "secret", "token")
+LOGIN_ATTEMPT_RETENTION = dt.timedelta(days=30)
+
+LoginOutcome = Literal["ok", "invalid", "locked"]
+
+# Japanese labels of audit actions for the audit page; other packages may add theirs.
+AUDIT_ACTION_LABELS: dict[str, str] = {
+    "login": "ログイン",
+    "login_failed": "ログイン失敗",
+    "login_locked": "ログイン拒否（ロック中）",
+    "logout": "ログアウト",
+    "user_create": "ユーザー作成",
+    "user_role_change": "権限変更",
+    "user_deactivate": "ユーザー無効化",
+    "user_activate": "ユーザー有効化",
+    "user_set_password": "パスワード設定",
+    "password_change": "パスワード変更（本人）",
+}
+
+
+# --- passwords and accounts -------------------------------------------------------------
+
+
+def hash_password(password: str) -> str:
+    """A salted, slow hash of the password (werkzeug's default: scrypt)."""
+    return generate_password_hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    """True when the password matches the stored hash."""
+    return check_password_hash(password_hash, password)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to check against when the username is unknown, so timing does not reveal it."""
+    return generate_password_hash(secrets.token_hex(16))
+
+
+def validate_password(password: str) -> None:
+    """Raise ValueError (Japanese) if the password is not acceptable."""
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise ValueError(f"パスワードは{PASSWORD_MIN_CHARS}文字以上で指定してください。")
+    if len(password) > PASSWORD_MAX_CHARS:
+        raise ValueError(f"パスワードは{PASSWORD_MAX_CHARS}文字以内で指定してください。")
+
+
+def validate_role(role: str) -> None:
+    """Raise ValueError (Japanese) if the role is unknown."""
+    if role not in ROLES:
+        raise ValueError(f"権限は {', '.join(ROLES)} のいずれかを指定してください。")
+
+
+def normalize_username(username: str) -> str:
+    """Usernames are lowercase ASCII; accept what staff type with stray spaces or capitals."""
+    return username.strip().lower()
+
+
+def create_user(session: Session, username: str, password: str, role: str) -> StaffUser:
+    """Validate and add a staff user (flushed, not committed); ValueError with a Japanese message."""
+    username = normalize_username(username)
+    if not USERNAME_RE.match(username):
+        raise ValueError("ユーザー名は半角英小文字・数字・「. _ -」の3〜32文字で指定してください（先頭は英数字）。")
+    validate_password(password)
+    validate_role(role)
+    if session.scalar(select(StaffUser.id).where(StaffUser.username == username)) is not None:
+        raise ValueError(f"ユーザー名「{username}」は既に使われています。")
+    user = StaffUser(username=username, password_hash=hash_password(password), role=role, is_active=True)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(session: Session, user: StaffUser, password: str) -> None:
+    """Validate and store a new password; the user's existing sessions stop working."""
+    validate_password(password)
+    user.password_hash = hash_password(password)
+    session.flush()
+
+
+def change_role(session: Session, user: StaffUser, role: str) -> None:
+    """Validate and set the user's role."""
+    validate_role(role)
+    user.role = role
+    session.flush()
+
+
+def find_user(session: Session, username: str) -> StaffUser | None:
+    """The staff user with this username, or None."""
+    return session.scalar(select(StaffUser).where(StaffUser.username == normalize_username(username)))
+
+
+def ensure_first_admin(session: Session) -> str | None:
+    """Create user `admin` with a random password when there is no staff user; return that password."""
+    if session.scalar(select(func.count()).select_from(StaffUser)):
+        return None
+    password = secrets.token_urlsafe(15)  # 20 characters, ~120 bits
+    create_user(session, FIRST_ADMIN_USERNAME, password, "admin")
+    return password
+
+
+# --- login with rate limiting -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """What a login attempt came to: the user on success, and why not otherwise."""
+
+    outcome: LoginOutcome
+    user: StaffUser | None = None
+    # The existing account the attempt named, if any (for the audit log; never the typed text).
+    account: StaffUser | None = None
+
+
+def _login_limits() -> tuple[int, int]:
+    config = current_app.config
+    return int(config["LOGIN_MAX_FAILURES"]), int(config["LOGIN_LOCKOUT_SECONDS"])
+
+
+def _attempt_key(user: StaffUser | None, username: str) -> str:
+    """What login attempts are counted under: the username, or a keyed digest when unknown.
+
+    Unknown names are still counted (so locking out does not reveal which names exist),
+    but not stored as typed: staff sometimes type their password into the username field.
+    """
+    if user is not None:
+        return user.username
+    key = current_app.config["SECRET_KEY"].encode()
+    return "#" + hmac.new(key, username.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def _locked(session: Session, key: str, ip: str, now: dt.datetime) -> bool:
+    max_failures, lockout_seconds = _login_limits()
+    since = now - dt.timedelta(seconds=lockout_seconds)
+    # Per account: N failures in a row within the window; a success in between resets it
+    # (only someone who knows the password can produce one).
+    recent = session.scalars(
+        select(LoginAttempt.is_success)
+        .where(LoginAttempt.username == key, LoginAttempt.at >= since)
+        .order_by(LoginAttempt.at.desc(), LoginAttempt.id.desc())
+        .limit(max_failures)
+    ).all()
+    if len(recent) >= max_failures and not any(recent):
+        return True
+    # Per address: failures are not reset by a success, or one valid account would let
+    # an attacker spray passwords at all the others.
+    ip_failures = session.scalar(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.ip == ip, LoginAttempt.is_success.is_(False), LoginAttempt.at >= since)
+    )
+    return bool(ip_failures and ip_failures >= max_failures)
+
+
+def is_locked_out(session: Session, username: str, ip: str) -> bool:
+    """True when the username or the address has too many recent failed logins."""
+    username = normalize_username(username)
+    return _locked(session, _attempt_key(find_user(session, username), username), ip[:64], utcnow())
+
+
+def check_login(session: Session, username: str, password: str, ip: str) -> LoginResult:
+    """Check credentials under the rate limit and record the attempt (flushed, not committed)."""
+    username = normalize_username(username)
+    ip = ip[:64]
+    now = utcnow()
+    user = find_user(session, username) if len(username) <= 64 else None
+    key = _attempt_key(user, username)
+    if _locked(session, key, ip, now):
+        # Not recorded, so a lockout ends LOGIN_LOCKOUT_SECONDS after the last counted
+        # failure instead of being extended for ever by whoever keeps trying.
+        return LoginResult("locked", None, user)
+    if user is None or len(password) > PASSWORD_MAX_CHARS:
+        verify_password(_dummy_hash(), password[:PASSWORD_MAX_CHARS])
+        ok = False
+    else:
+        ok = verify_password(user.password_hash, password) and user.is_active
+    session.add(LoginAttempt(at=now, username=key, ip=ip, is_success=ok))
+    if not ok:
+        session.flush()
+        return LoginResult("invalid", None, user)
+    assert user is not None
+    user.last_login_at = now
+    # Pruned on success so the table stays small without a separate job.
+    session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - LOGIN_ATTEMPT_RETENTION))
+    session.flush()
+    return LoginResult("ok", user, user)
+
+
+def authenticate(session: Session, username: str, password: str, ip: str) -> StaffUser | None:
+    """The staff user for these credentials, or None (wrong, inactive or locked out)."""
+    return check_login(session, username, password, ip).user
+
+
+# --- the signed-cookie session ------------------------------------------------------------
+
+
+def client_ip() -> str:
+    """The client address of the current request (needs ProxyFix behind a reverse proxy)."""
+    return (request.remote_addr or "")[:64]
+
+
+def session_auth_hash(user: StaffUser) -> str:
+    """Ties a session to the password it was opened with, so a new password ends old sessions."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{user.id}:{user.password_hash}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def login_user(user: StaffUser) -> None:
+    """Start a fresh session for the user (clearing the old one prevents session fixation)."""
+    flask.session.clear()
+    flask.session["staff_id"] = user.id
+    flask.session["auth"] = session_auth_hash(user)
+    g.staff_user = user
+
+
+def logout_user() -> None:
+    """Forget the signed-in user."""
+    flask.session.clear()
+    g.staff_user = None
+
+
+def current_staff() -> StaffUser | None:
+    """The signed-in, active staff user of this request, or None."""
+    if not has_request_context():
+        return None  # the CLI and background work act as nobody in particular
+    if "staff_user" in g:
+        return g.staff_user  # type: ignore[no-any-return]
+    user: StaffUser | None = None
+    staff_id = flask.session.get("staff_id")
+    if isinstance(staff_id, int):
+        candidate = get_session().get(StaffUser, staff_id)
+        # Read from the database each request so deactivation and role changes apply at once.
+        if (
+            candidate is not None
+            and candidate.is_active
+            and hmac.compare_digest(str(flask.session.get("auth", "")), session_auth_hash(candidate))
+        ):
+            user = candidate
+    g.staff_user = user
+    return user
+
+
+def has_role(user: StaffUser | None, roles: Collection[str]) -> bool:
+    """True when the user may open something meant for these roles (admin may open everything)."""
+    if user is None:
+        return False
+    return user.role == "admin" or not roles or user.role in roles
+
+
+def safe_next_url(target: str | None) -> str | None:
+    """The target if it is a local admin path (no open redirect), else None."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/admin") or "\\" in target:
+        return None
+    return target
+
+
+def require_role(*roles: str) -> Callable[[Callable[P, R]], Callable[P, Any]]:
+    """Guard a view: not signed in -> login page; without one of the roles -> 403 (no roles: any staff)."""
+    for role in roles:
+        validate_role(role)
+
+    def decorator(view: Callable[P, R]) -> Callable[P, Any]:
+        @functools.wraps(view)
+        def wrapped(*args: P.args, **kwargs: P.kwargs) -> Any:
+            user = current_staff()
+            if user is None:
+                return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+            if not has_role(user, roles):
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+# --- audit log ---------------------------------------------------------------------------
+
+
+def _redact(detail: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: "[redacted]" if any(word in key.lower() for word in SECRET_DETAIL_KEYS) else value
+        for key, value in detail.items()
+    }
+
+
+def audit(
+    session: Session, action: str, target: str = "", *, actor: StaffUser | None = None, **detail: Any
+) -> AuditLog:
+    """Add an audit row: who (`actor`, else the signed-in staff, else the CLI), from where; the caller commits."""
+    # `detail` must be JSON-serialisable; values under keys that look secret are redacted.
+    in_request = has_request_context()
+    if actor is None and in_request:
+        actor = current_staff()
+    if actor is not None:
+        username = actor.username
+    else:
+        username = "" if in_request else CLI_ACTOR
+    entry = AuditLog(
+        at=utcnow(),
+        staff_user_id=actor.id if actor is not None else None,
+        username=username[:64],
+        action=action[:64],
+        target=target[:256],
+        detail=_redact(detail),
+        ip=client_ip() if in_request else "",
+    )
+    session.add(entry)
+    return entry
+
+
+# --- navigation registry -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """One entry of the admin navigation."""
+
+    label: str
+    endpoint: str
+    roles: frozenset[str]
+    order: int
+
+
+# Keyed by endpoint so registering again (a new app per test) replaces instead of duplicating.
+_NAV: dict[str, NavItem] = {}
+
+
+def register_nav(label_ja: str, endpoint: str, roles: tuple[str, ...] | list[str], *, order: int = 100) -> None:
+    """Add a section to the admin navigation for these roles (admin always sees it)."""
+    for role in roles:
+        validate_role(role)
+    _NAV[endpoint] = NavItem(label_ja, endpoint, frozenset(roles), order)
+
+
+def nav_items(user: StaffUser | None = None) -> list[NavItem]:
+    """The navigation items the user may open in the current app, in order."""
+    user = user if user is not None else current_staff()
+    views = current_app.view_functions
+    items = [item for item in _NAV.values() if item.endpoint in views and has_role(user, item.roles)]
+    return sorted(items, key=lambda item: (item.order, item.label))
+
+
+def role_label(role: str) -> str:
+    """The Japanese name of a role."""
+    return ROLE_LABELS.get(role, role)
