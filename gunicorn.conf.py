@@ -16,4 +16,16 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
     """Start the inbox threads in every worker, so events left by a crash are picked up."""
-    worker.wsgi.extensions["inbox"].start()
+    app = worker.wsgi
+    if "inbox" not in getattr(app, "extensions", {}):
+        return  # another WSGI app served with this file (the fake platform in benchmarks)
+    app.extensions["inbox"].start()
+    # Build the FAQ index now rather than on the first resident's message.
+    from bot.db import get_db
+    from faq.service import INDEXES
+
+    try:
+        with get_db(app).session() as session:
+            INDEXES.get(session, app.config["MUNICIPALITY"])
+    except Exception:  # noqa: BLE001 - e.g. not migrated yet: answer later, don't crash the worker
+        worker.log.exception("FAQ index warm-up failed")

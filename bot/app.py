@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot import db as database
 from bot.config import load_config
@@ -18,6 +19,9 @@ def configure_logging(level: str) -> None:
     if not root.handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
     root.setLevel(level.upper())
+    # Alembic and the SDK's HTTP pool are chatty at INFO; their warnings still show.
+    for noisy in ("alembic", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
 def create_app(**overrides: Any) -> Flask:
@@ -34,6 +38,11 @@ def create_app(**overrides: Any) -> Flask:
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     configure_logging(config["LOG_LEVEL"])
+    if config["TRUSTED_PROXIES"]:
+        # Behind nginx the client address is in X-Forwarded-For; without this every staff
+        # member would share the proxy's address for login rate limiting.
+        hops = int(config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     database.init_app(app)
     app.extensions["line"] = LineGateway(

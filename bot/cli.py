@@ -55,4 +55,7 @@ def current() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the CLI groups."""
+    from faq.cli import faq_cli
+
     app.cli.add_command(db_cli)
+    app.cli.add_command(faq_cli)

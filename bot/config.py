@@ -46,6 +46,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "SIMULATOR_ENABLED": (bool, None, "serve /simulator (default: on in development only)"),
     "FAKE_LINE_URL": (str, None, "control URL of the fake LINE platform used by the simulator"),
     "LINE_OPENAPI_DIR": (str, None, "LINE OpenAPI specs for the fake platform (default ../shared/line-openapi)"),
+    "TRUSTED_PROXIES": (int, 0, "reverse proxies in front of gunicorn whose X-Forwarded-For/Proto to trust (login rate limits use the client address)"),
     "LOG_LEVEL": (str, "INFO", "application log level"),
 }
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, current_app, g
 from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -70,10 +73,42 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
             mode = conn.get_execution_options().get("sqlite_begin", "")
-            conn.exec_driver_sql(f"BEGIN {mode}".strip())
+            if mode != "IMMEDIATE":
+                conn.exec_driver_sql("BEGIN")
+                return
+            _begin_immediate(conn.connection.dbapi_connection)
 
         return engine
+        return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _begin_immediate(dbapi_conn: Any, deadline_seconds: float = 30.0) -> None:
+    """BEGIN IMMEDIATE, waiting for the write lock in short steps.
+
+    SQLite's own busy handler sleeps in steps of up to 100 ms, which under a steady stream of
+    short transactions (webhook inserts, inbox claims) turns microseconds of waiting into
+    hundreds of milliseconds. All waiting of a write transaction happens here, at BEGIN.
+    """
+    deadline = time.monotonic() + deadline_seconds
+    delay = 0.0002
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("PRAGMA busy_timeout=0")
+        while True:
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.005)
+    finally:
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
 
 
 class Database:
@@ -85,8 +120,8 @@ class Database:
         # SQLite: take the write lock at BEGIN. A deferred transaction that reads and then
         # writes fails at once with "database is locked" when another writer got there first
         # (SQLite cannot wait in that case); IMMEDIATE waits for busy_timeout instead.
-        bind = self.engine.execution_options(sqlite_begin="IMMEDIATE") if url.startswith("sqlite") else self.engine
-        self.sessionmaker = sessionmaker(bind, expire_on_commit=False)
+        self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE") if url.startswith("sqlite") else self.engine
+        self.sessionmaker = sessionmaker(self._write_engine, expire_on_commit=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -105,6 +140,12 @@ class Database:
             raise
         finally:
             s.close()
+
+    @contextmanager
+    def write_connection(self) -> Iterator[Connection]:
+        """A Core connection in a write transaction (BEGIN IMMEDIATE on SQLite), committed on exit."""
+        with self._write_engine.begin() as conn:
+            yield conn
 
     def dispose(self) -> None:
         """Close pooled connections (tests, shutdown)."""

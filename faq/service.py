@@ -1,26 +1,268 @@
-"""The FAQ service interface used by the message handler (placeholder until the FAQ issue)."""
+"""The FAQ service: answer a resident's question from the city's knowledge base.
+
+Thin over the pure matcher (faq.matcher): this module loads the published entries from the
+database, keeps one matcher index per city in each process (rebuilt when the entries change,
+so staff edits reach every gunicorn worker on the next message), handles greetings and menu
+words before matching, and stores the masked question for staff.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
+import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from bot.db import utcnow
+from faq.kb import KBEntry, load_city
+from faq.masking import mask_personal_data
+from faq.matcher import Decision, MatcherIndex, Thresholds
+from faq.models import FaqEntry, QuestionLog
+from faq.normalize import normalize
+
+log = logging.getLogger(__name__)
+
+CATEGORY_LABELS = {
+    "certificates": "証明書",
+    "mynumber": "マイナンバーカード",
+    "online": "オンライン申請",
+    "counters": "窓口・届出",
+    "payments": "税・支払い",
+    "children": "子育て・教育",
+    "health": "健康・予防接種",
+    "welfare": "福祉・介護",
+    "disaster": "防災・防犯",
+    "environment": "ごみ・環境",
+    "facilities": "施設予約",
+    "transport": "交通",
+    "channels": "市の情報発信",
+    "digital-divide": "スマホ・デジタル相談",
+    "reporting": "道路・水道の通報",
+    "community": "地域・暮らし",
+    "tourism": "観光",
+    "business": "仕事・産業",
+    "bot": "このLINEについて",
+}
+
+SmalltalkKind = Literal["greeting", "thanks", "menu", "help"]
+_SMALLTALK_WORDS: dict[SmalltalkKind, tuple[str, ...]] = {
+    "greeting": ("こんにちは", "こんばんは", "おはよう", "おはようございます", "はじめまして", "やあ", "ハロー",
+                 "hello", "hi", "どうも", "よろしく", "よろしくお願いします"),
+    "thanks": ("ありがとう", "ありがとうございます", "ありがとうございました", "サンキュー", "thanks", "thank you",
+               "助かりました", "たすかりました", "了解", "わかりました", "OK", "おk"),
+    "menu": ("メニュー", "menu", "めにゅー", "一覧", "カテゴリ", "よくある質問"),
+    "help": ("ヘルプ", "help", "へるぷ", "使い方", "つかいかた", "何ができる", "なにができる", "何ができるの"),
+}
+
+
+@dataclass(frozen=True)
+class EntryView:
+    """What the reply builders need of an entry."""
+
+    entry_id: str
+    title: str
+    answer: str
+    category: str
 
 
 @dataclass(frozen=True)
 class FaqReply:
-    """What the bot should say to a question, and how it decided."""
+    """The outcome for one question; the handler turns it into LINE messages."""
 
-    decision: str  # "answer" | "clarify" | "unknown" | "smalltalk"
-    text: str
-    topic: str | None = None
-    quick_replies: list[dict[str, Any]] = field(default_factory=list)
+    decision: Literal["answer", "clarify", "unknown", "smalltalk"]
+    entry: EntryView | None = None
+    candidates: tuple[EntryView, ...] = ()
+    smalltalk: SmalltalkKind | None = None
+    log_id: int | None = None
+    score: float = 0.0
+    categories: tuple[tuple[str, str], ...] = ()
+    city_name: str = ""
+    contact: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def topic(self) -> str | None:
+        """The answered entry id, if any (for usage events)."""
+        return self.entry.entry_id if self.entry else None
 
 
-def answer_question(session: Session, text: str, config: dict[str, Any]) -> FaqReply:
-    """Answer a resident's question (placeholder: the knowledge base arrives with the FAQ issue)."""
-    return FaqReply(
-        decision="unknown",
-        text="お問い合わせありがとうございます。ただいま回答の準備中です。お急ぎの場合は市役所へお問い合わせください。",
+def _smalltalk(text: str) -> SmalltalkKind | None:
+    norm = normalize(text).strip("!！?？。.、〜~ー")
+    if not norm or len(norm) > 20:
+        return None
+    for kind, words in _SMALLTALK_WORDS.items():
+        if any(norm == normalize(w) for w in words):
+            return kind
+    return None
+
+
+def to_kb_entry(row: FaqEntry) -> KBEntry:
+    """A database row as the matcher's entry."""
+    return KBEntry(
+        id=row.entry_id, category=row.category, title=row.title, question=row.question,
+        alternates=tuple(row.alternates or ()), keywords=tuple(row.keywords or ()), answer=row.answer,
+        source=row.source or "", municipality=row.municipality,
+        reviewed_at=row.reviewed_at or utcnow().date(),
     )
+
+
+class _IndexCache:
+    """One matcher index per (database, city) in this process, rebuilt when entries change."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str], tuple[tuple[Any, ...], MatcherIndex, dict[str, KBEntry]]] = {}
+
+    @staticmethod
+    def stamp(session: Session, municipality: str) -> tuple[Any, ...]:
+        """A cheap fingerprint of the city's published entries (count, newest change)."""
+        row = session.execute(
+            select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.sum(FaqEntry.id)).where(
+                FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True)
+            )
+        ).one()
+        return tuple(row)
+
+    def get(self, session: Session, municipality: str) -> tuple[MatcherIndex, dict[str, KBEntry]]:
+        """The current index for the city (built on first use or after a change)."""
+        key = (str(session.get_bind().url), municipality)
+        stamp = self.stamp(session, municipality)
+        cached = self._cache.get(key)
+        if cached and cached[0] == stamp:
+            return cached[1], cached[2]
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached and cached[0] == stamp:
+                return cached[1], cached[2]
+            rows = session.scalars(
+                select(FaqEntry).where(FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True))
+                .order_by(FaqEntry.entry_id)
+            ).all()
+            entries = [to_kb_entry(r) for r in rows]
+            index = MatcherIndex.build(entries)
+            by_id = {e.id: e for e in entries}
+            self._cache[key] = (stamp, index, by_id)
+            log.info("FAQ index built: municipality=%s entries=%d", municipality, len(entries))
+            return index, by_id
+
+
+INDEXES = _IndexCache()
+
+
+def view(entry: KBEntry) -> EntryView:
+    """The reply-builder view of an entry."""
+    return EntryView(entry.id, entry.title, entry.answer, entry.category)
+
+
+def thresholds_from(config: dict[str, Any]) -> Thresholds | None:
+    """Decision thresholds from settings (None: the matcher's measured defaults)."""
+    values = [config.get(k) for k in ("FAQ_ANSWER_THRESHOLD", "FAQ_CLARIFY_THRESHOLD", "FAQ_MARGIN")]
+    if all(v is None for v in values):
+        return None
+    default = Thresholds()
+    return Thresholds(
+        answer=float(values[0] if values[0] is not None else default.answer),
+        clarify=float(values[1] if values[1] is not None else default.clarify),
+        margin=float(values[2] if values[2] is not None else default.margin),
+    )
+
+
+def decide(session: Session, municipality: str, text: str, thresholds: Thresholds | None = None) -> Decision:
+    """The matcher's decision for a question over the city's published entries (no logging)."""
+    index, _ = INDEXES.get(session, municipality)
+    return index.match(text, thresholds)
+
+
+def categories(session: Session, municipality: str) -> tuple[tuple[str, str], ...]:
+    """(category id, Japanese label) of the city's published entries, in a stable order."""
+    present = set(session.scalars(
+        select(FaqEntry.category).where(FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True)).distinct()
+    ))
+    ordered = [c for c in CATEGORY_LABELS if c in present] + sorted(present - set(CATEGORY_LABELS))
+    return tuple((c, CATEGORY_LABELS.get(c, c)) for c in ordered)
+
+
+def entries_in_category(session: Session, municipality: str, category: str) -> list[EntryView]:
+    """Published entries of one category, by title."""
+    _, by_id = INDEXES.get(session, municipality)
+    return sorted((view(e) for e in by_id.values() if e.category == category), key=lambda v: v.entry_id)
+
+
+def get_entry(session: Session, municipality: str, entry_id: str) -> EntryView | None:
+    """A published entry by id."""
+    _, by_id = INDEXES.get(session, municipality)
+    entry = by_id.get(entry_id)
+    return view(entry) if entry else None
+
+
+@functools.lru_cache(maxsize=16)
+def city_contact(municipality: str) -> tuple[str, str]:
+    """(city name, how to contact the city) from the city's facts."""
+    try:
+        city = load_city(municipality)
+    except Exception:  # noqa: BLE001 - a missing city file must not break answering
+        return "", ""
+    return city.name, city.vars.get("contact", "")
+
+
+def answer_question(session: Session, text: str, config: dict[str, Any], resident_id: int | None = None) -> FaqReply:
+    """Decide how to answer a resident's text and log it (masked) for staff."""
+    municipality = config["MUNICIPALITY"]
+    city_name, contact = city_contact(municipality)
+    kind = _smalltalk(text)
+    if kind is not None:
+        cats = categories(session, municipality) if kind in ("menu", "help") else ()
+        return FaqReply("smalltalk", smalltalk=kind, categories=cats, city_name=city_name, contact=contact)
+
+    index, by_id = INDEXES.get(session, municipality)
+    decision = index.match(text, thresholds_from(config))
+    entry = by_id.get(decision.entry_id) if decision.entry_id else None
+    candidates = tuple(view(by_id[c.entry_id]) for c in decision.candidates if c.entry_id in by_id)
+    row = QuestionLog(
+        municipality=municipality,
+        masked_text=mask_personal_data(text)[:1000],
+        decision=decision.kind,
+        topic=decision.entry_id,
+        score=float(decision.score),
+        candidates=[{"topic": c.entry_id, "score": c.score} for c in decision.candidates],
+        resident_id=resident_id,
+    )
+    session.add(row)
+    session.flush()
+    cats = categories(session, municipality) if decision.kind == "unknown" else ()
+    return FaqReply(
+        decision.kind, entry=view(entry) if entry else None, candidates=candidates, log_id=row.id,
+        score=float(decision.score), categories=cats, city_name=city_name, contact=contact,
+    )
+
+
+def _own_log(session: Session, log_id: Any, resident_id: int | None) -> QuestionLog | None:
+    if not isinstance(log_id, int) or resident_id is None:
+        return None
+    row = session.get(QuestionLog, log_id)
+    return row if row is not None and row.resident_id == resident_id else None
+
+
+def record_feedback(session: Session, log_id: Any, resident_id: int | None, helpful: bool) -> bool:
+    """Store 「役に立ちましたか？」; False when the row is not this resident's (stale or forged)."""
+    row = _own_log(session, log_id, resident_id)
+    if row is None or row.decision not in ("answer", "clarify"):
+        return False
+    row.is_helpful = helpful
+    return True
+
+
+def record_choice(session: Session, log_id: Any, resident_id: int | None, entry_id: str | None) -> bool:
+    """Store the entry chosen after 「もしかして」 ("" for 「どれでもない」) as a labelled example."""
+    row = _own_log(session, log_id, resident_id)
+    if row is None or row.decision != "clarify":
+        return False
+    offered = {c.get("topic") for c in row.candidates or []}
+    if entry_id and entry_id not in offered:
+        return False
+    row.chosen_topic = entry_id or ""
+    return True

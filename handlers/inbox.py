@@ -58,8 +58,11 @@ def dedupe_key(event: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def store_events(db: Database, session: Session, events: Sequence[IncomingEvent]) -> int:
-    """Insert events not seen before; returns how many were new (redeliveries are skipped)."""
+def store_events(db: Database, events: Sequence[IncomingEvent]) -> int:
+    """Insert events not seen before in one transaction; returns how many were new.
+
+    Core, not the ORM: this runs inside the webhook request on every event.
+    """
     if not events:
         return 0
     now = utcnow()
@@ -80,7 +83,8 @@ def store_events(db: Database, session: Session, events: Sequence[IncomingEvent]
     dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
     stmt = dialect_insert(InboxEvent).on_conflict_do_nothing(index_elements=["webhook_event_id"])
     stmt = stmt.returning(InboxEvent.id)
-    return len(session.execute(stmt, rows).all())
+    with db.write_connection() as conn:
+        return len(conn.execute(stmt, rows).all())
 
 
 def claim_events(db: Database, limit: int, lease_seconds: float) -> list[tuple[int, str]]:
@@ -112,8 +116,8 @@ def claim_events(db: Database, limit: int, lease_seconds: float) -> list[tuple[i
         .returning(InboxEvent.id)
         .execution_options(synchronize_session=False)
     )
-    with db.session() as session:
-        ids = sorted(session.execute(stmt, execution_options={"sqlite_begin": "IMMEDIATE"}).scalars().all())
+    with db.write_connection() as conn:
+        ids = sorted(conn.execute(stmt).scalars().all())
     return [(i, token) for i in ids]
 
 
@@ -197,12 +201,12 @@ class EventProcessor:
             self.gateway.push(chat_id, batch, retry_key=push_retry_key(f"{row.webhook_event_id}:{start}"))
 
     def _mark_reply_uncertain(self, event_id: int) -> None:
-        with self.db.session() as session:
-            session.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(is_reply_uncertain=True))
+        with self.db.write_connection() as conn:
+            conn.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(is_reply_uncertain=True))
 
     def _finish(self, event_id: int, token: str, status: str, error: str | None) -> None:
-        with self.db.session() as session:
-            session.execute(
+        with self.db.write_connection() as conn:
+            conn.execute(
                 update(InboxEvent)
                 .where(InboxEvent.id == event_id, InboxEvent.claim_token == token)
                 .values(status=status, processed_at=utcnow(), lease_until=None, last_error=error)

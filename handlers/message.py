@@ -1,27 +1,33 @@
-"""Message events: text goes to the FAQ service; other kinds are recorded and ignored."""
+"""Message events: text goes to the FAQ service; other kinds get a short hint."""
 
 from __future__ import annotations
 
 import logging
 
 from faq.service import answer_question
-from handlers import replies
 from handlers.context import EventContext
+from handlers.faq_replies import faq_reply_messages
+from handlers.replies import text
 from kpi.service import record_usage
 
 log = logging.getLogger(__name__)
+NOT_TEXT_HINT = "スタンプや画像ありがとうございます。ご質問は文章で送ってください。「メニュー」で分類から探すこともできます。"
 
 
 def handle_message(ctx: EventContext) -> None:
-    """Answer a resident's text; stickers, images and the like are only counted."""
+    """Answer a resident's text; stickers, images and the like are counted and get a hint."""
     message = ctx.event.get("message") or {}
     resident = ctx.resident()
     resident_id = resident.id if resident else None
     kind = message.get("type")
     record_usage(ctx.session, "message", resident_id, message_type=kind)
-    if kind != "text" or not ctx.is_direct_chat:
+    if not ctx.is_direct_chat:
         return
-    text = str(message.get("text", ""))[: int(ctx.config["MAX_TEXT_CHARS"])]
-    answer = answer_question(ctx.session, text, ctx.config)
-    record_usage(ctx.session, "decision", resident_id, decision=answer.decision, topic=answer.topic)
-    ctx.reply(replies.text(answer.text, answer.quick_replies or None))
+    if kind != "text":
+        if kind in ("sticker", "image", "video", "audio", "file", "location"):
+            ctx.reply(text(NOT_TEXT_HINT))
+        return
+    question = str(message.get("text", ""))[: int(ctx.config["MAX_TEXT_CHARS"])]
+    reply = answer_question(ctx.session, question, ctx.config, resident_id)
+    record_usage(ctx.session, "decision", resident_id, decision=reply.decision, topic=reply.topic)
+    ctx.reply(*faq_reply_messages(reply))

@@ -1,20 +1,102 @@
-"""Postback events (buttons the bot offered)."""
+"""Postback events: the buttons the bot offered (feedback, 「もしかして」, menus)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
+from faq import service
 from handlers.context import EventContext
-from handlers.replies import parse_postback_data
+from handlers.faq_replies import answer_messages, entry_list_messages, menu_messages, unknown_messages
+from handlers.replies import parse_postback_data, text
 from kpi.service import record_usage
 
 log = logging.getLogger(__name__)
+STALE = "このボタンは使えなくなっています。お手数ですが、もう一度質問を送ってください。"
+
+
+def _feedback(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
+    helpful = data.get("v") in (1, True)
+    if data.get("v") not in (0, 1, True, False) or not service.record_feedback(ctx.session, data.get("q"), resident_id, helpful):
+        ctx.reply(text(STALE))
+        return
+    record_usage(ctx.session, "feedback", resident_id, helpful=helpful)
+    if helpful:
+        ctx.reply(text("ご回答ありがとうございます。お役に立ててうれしいです。"))
+    else:
+        ctx.reply(text("ご回答ありがとうございます。職員が内容を見直します。"
+                       "言い方を変えて質問していただくと、見つかることもあります。"))
+
+
+def _pick(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
+    municipality = ctx.config["MUNICIPALITY"]
+    chosen = data.get("t")
+    if not isinstance(chosen, str) or not service.record_choice(ctx.session, data.get("q"), resident_id, chosen):
+        ctx.reply(text(STALE))
+        return
+    record_usage(ctx.session, "clarify_choice", resident_id, topic=chosen or None)
+    if not chosen:
+        name, contact = service.city_contact(municipality)
+        reply = service.FaqReply("unknown", categories=service.categories(ctx.session, municipality),
+                                 city_name=name, contact=contact)
+        ctx.reply(*unknown_messages(reply))
+        return
+    entry = service.get_entry(ctx.session, municipality, chosen)
+    if entry is None:
+        ctx.reply(text(STALE))
+        return
+    ctx.reply(*answer_messages(entry, data.get("q")))
+
+
+def _menu(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
+    page = data.get("p", 0)
+    cats = service.categories(ctx.session, ctx.config["MUNICIPALITY"])
+    if not isinstance(page, int) or page < 0 or page * 12 >= max(len(cats), 1):
+        ctx.reply(text(STALE))
+        return
+    ctx.reply(*menu_messages(cats, page))
+
+
+def _category(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
+    labels = dict(service.categories(ctx.session, ctx.config["MUNICIPALITY"]))
+    category = data.get("c")
+    if not isinstance(category, str) or category not in labels:
+        ctx.reply(text(STALE))
+        return
+    ctx.reply(*entry_list_messages(service.entries_in_category(ctx.session, ctx.config["MUNICIPALITY"], category), labels[category]))
+
+
+def _show(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
+    entry_id = data.get("t")
+    entry = service.get_entry(ctx.session, ctx.config["MUNICIPALITY"], entry_id) if isinstance(entry_id, str) else None
+    if entry is None:
+        ctx.reply(text(STALE))
+        return
+    record_usage(ctx.session, "menu_choice", resident_id, topic=entry_id)
+    ctx.reply(*answer_messages(entry, None))
+
+
+POSTBACK_ACTIONS: dict[str, Callable[[EventContext, dict[str, Any], int | None], None]] = {
+    "fb": _feedback,
+    "pick": _pick,
+    "menu": _menu,
+    "cat": _category,
+    "show": _show,
+}
 
 
 def handle_postback(ctx: EventContext) -> None:
-    """Count the tap; actions arrive with the FAQ and settings issues."""
+    """Route a button tap by its action; stale or forged data gets a polite message."""
     data = parse_postback_data(str((ctx.event.get("postback") or {}).get("data", "")))
     resident = ctx.resident()
-    record_usage(ctx.session, "postback", resident.id if resident else None, action=(data or {}).get("a"))
-    if data is None:
+    resident_id = resident.id if resident else None
+    action = data.get("a") if data else None
+    record_usage(ctx.session, "postback", resident_id, action=action if isinstance(action, str) else None)
+    handler = POSTBACK_ACTIONS.get(action) if isinstance(action, str) else None
+    if handler is None:
         log.info("postback with data that is not ours ignored: event=%s", ctx.webhook_event_id)
+        if ctx.is_direct_chat:
+            ctx.reply(text(STALE))
+        return
+    handler(ctx, data or {}, resident_id)

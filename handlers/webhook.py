@@ -107,8 +107,7 @@ def callback() -> tuple[dict[str, Any], int]:
     accepted, skipped = parse_events(payload)
     db = get_db()
     try:
-        with db.session() as session:
-            new = store_events(db, session, accepted)
+        new = store_events(db, accepted)
     except SQLAlchemyError:
         # Not stored: a non-2xx makes LINE redeliver, so nothing is lost.
         log.exception("webhook events could not be stored")

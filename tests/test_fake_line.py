@@ -829,3 +829,12 @@ def test_cli_serves_the_fake(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_control_reply_tokens_are_issued_for_benchmarks(fake: FakeLinePlatform, served: Any, api: MessagingApi) -> None:
+    tokens = requests.post(served.url + "/_fake/reply-tokens", json={"users": [ALICE, BOB]}, timeout=5).json()["tokens"]
+    assert len(set(tokens)) == 2
+    api.reply_message(ReplyMessageRequest(reply_token=tokens[1], messages=[TextMessage(text="for Bob")]))
+    assert fake.delivered(BOB) == [{"type": "text", "text": "for Bob"}]
+    bad = requests.post(served.url + "/_fake/reply-tokens", json={"users": "U1"}, timeout=5)
+    assert bad.status_code == 400

@@ -780,6 +780,7 @@ _ROUTE_TABLE: list[tuple[str, dict[str, str]]] = [
     ("/_fake/faults", {"GET": "fake_faults", "POST": "fake_faults", "DELETE": "fake_faults"}),
     ("/_fake/invalid", {"GET": "fake_invalid"}),
     ("/_fake/reset", {"POST": "fake_reset"}),
+    ("/_fake/reply-tokens", {"POST": "fake_reply_tokens"}),
     ("/_fake/stats", {"GET": "fake_stats"}),
 ]
 _STATIC_ROUTES = {path: methods for path, methods in _ROUTE_TABLE if "{" not in path}
@@ -1327,6 +1328,12 @@ class FakeLinePlatform:
                 with self._lock:
                     invalid = [r.as_dict() for r in self.invalid]
                 return _json(200, {"invalid": invalid})
+            if endpoint == "fake_reply_tokens":
+                # Benchmarks build and sign their own webhooks, but need tokens LINE would issue.
+                users = data["users"]
+                if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+                    raise ValueError("users must be a list of user ids")
+                return _json(200, {"tokens": [self.issue_reply_token(u) for u in users]})
             if endpoint == "fake_reset":
                 self.reset()
                 return _json(200, {"ok": True})
@@ -1404,6 +1411,21 @@ def _invalid(status: int, message: str) -> _Reply:
 # --------------------------------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------------------------------
+
+
+def wsgi_from_env() -> FakeLinePlatform:
+    """The platform configured from the environment, for a real WSGI server.
+
+    `gunicorn -w 1 -k gthread --threads 16 "bot.sandbox.fake_line:wsgi_from_env()"` keeps
+    connections alive and pools threads, so benchmarks measure the bot rather than the
+    development server; one worker only, because the platform's state lives in the process.
+    """
+    return FakeLinePlatform(
+        channel_secret=os.environ.get("LINE_CHANNEL_SECRET") or "dev-channel-secret",
+        spec_dir=os.environ.get("LINE_OPENAPI_DIR") or None,
+        webhook_url=os.environ.get("FAKE_WEBHOOK_URL") or None,
+        reply_token_ttl=float(os.environ.get("FAKE_REPLY_TOKEN_TTL", "60")),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,63 @@
+"""Knowledge-base entries in the database, and the question log staff review."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from bot.db import Base, UTCDateTime, utcnow
+
+
+class FaqEntry(Base):
+    """One answer of one city's knowledge base (`entry_id` is the stable topic id)."""
+
+    __tablename__ = "faq_entries"
+    __table_args__ = (UniqueConstraint("municipality", "entry_id", name="uq_faq_entries_municipality_entry_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality: Mapped[str] = mapped_column(String(32), index=True)
+    entry_id: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(40))
+    question: Mapped[str] = mapped_column(Text)
+    alternates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    answer: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, default="")
+    reviewed_at: Mapped[dt.date | None] = mapped_column(Date)
+    # Where it came from: "repo" (faq/kb files), "import" (a city's CSV) or "staff" (admin UI).
+    origin: Mapped[str] = mapped_column(String(16), default="repo")
+    is_published: Mapped[bool] = mapped_column(default=True)
+    # Repo entries a staff member changed are not overwritten by `faq load`.
+    is_staff_edited: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def id_(self) -> str:
+        """The stable topic id (what the matcher calls `id`)."""
+        return self.entry_id
+
+
+class QuestionLog(Base):
+    """A resident's question as staff may see it: masked text, the decision, the feedback."""
+
+    __tablename__ = "faq_question_log"
+    __table_args__ = (Index("ix_faq_question_log_municipality_asked_at", "municipality", "asked_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    asked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    municipality: Mapped[str] = mapped_column(String(32))
+    # Phone numbers, e-mail addresses and digit runs masked before storing (faq.masking).
+    masked_text: Mapped[str] = mapped_column(Text)
+    decision: Mapped[str] = mapped_column(String(16))
+    topic: Mapped[str | None] = mapped_column(String(128))
+    score: Mapped[float] = mapped_column(default=0.0)
+    candidates: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Pseudonymous link so only the asking resident's buttons can change this row.
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"), index=True)
+    is_helpful: Mapped[bool | None] = mapped_column()
+    # After 「もしかして」: the entry the resident chose ("" = 「どれでもない」) — a labelled example.
+    chosen_topic: Mapped[str | None] = mapped_column(String(128))

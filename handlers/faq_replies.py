@@ -1,0 +1,105 @@
+"""LINE messages for the FAQ service's outcomes (answer, 「もしかして」, don't know, menus)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faq.service import EntryView, FaqReply
+from handlers.replies import postback_button, text
+
+MAX_MENU_ITEMS = 12  # 13 quick replies at most: 12 items + 「もっと見る」
+
+
+def feedback_buttons(log_id: int | None) -> list[dict[str, Any]]:
+    """「役に立ちましたか？」 yes / no."""
+    if log_id is None:
+        return []
+    return [
+        postback_button("はい", {"a": "fb", "q": log_id, "v": 1}, "役に立った"),
+        postback_button("いいえ", {"a": "fb", "q": log_id, "v": 0}, "役に立たなかった"),
+    ]
+
+
+def answer_messages(entry: EntryView, log_id: int | None) -> list[dict[str, Any]]:
+    """The entry's answer, then 「役に立ちましたか？」 with yes/no buttons."""
+    messages = [text(entry.answer)]
+    if log_id is not None:
+        messages.append(text("この回答は役に立ちましたか？", feedback_buttons(log_id)))
+    return messages
+
+
+def clarify_messages(reply: FaqReply) -> list[dict[str, Any]]:
+    """「もしかして」: the top entries as buttons, plus 「どれでもない」."""
+    buttons = [
+        postback_button(c.title, {"a": "pick", "q": reply.log_id, "t": c.entry_id}, c.title) for c in reply.candidates[:3]
+    ]
+    buttons.append(postback_button("どれでもない", {"a": "pick", "q": reply.log_id, "t": ""}, "どれでもない"))
+    lines = "\n".join(f"・{c.title}" for c in reply.candidates[:3])
+    return [text(f"もしかして、次のどれかについてのご質問ですか？\n{lines}\n下のボタンから選んでください。", buttons)]
+
+
+def category_buttons(categories: tuple[tuple[str, str], ...], page: int = 0) -> list[dict[str, Any]]:
+    """Quick replies for the category menu, 12 per page."""
+    start = page * MAX_MENU_ITEMS
+    chunk = categories[start : start + MAX_MENU_ITEMS]
+    buttons = [postback_button(label, {"a": "cat", "c": cat}, label) for cat, label in chunk]
+    if start + MAX_MENU_ITEMS < len(categories):
+        buttons.append(postback_button("もっと見る", {"a": "menu", "p": page + 1}, "もっと見る"))
+    return buttons
+
+
+def unknown_messages(reply: FaqReply) -> list[dict[str, Any]]:
+    """Say plainly that the bot does not know; offer the menu and the city's contact."""
+    contact = f"\nお急ぎの場合は、{reply.contact}へお問い合わせください。" if reply.contact else ""
+    body = (
+        "申し訳ありません。そのご質問にはまだお答えできません。"
+        "いただいた質問は職員が確認し、今後の回答づくりに役立てます。"
+        f"{contact}\n下の分類から探すこともできます。"
+    )
+    return [text(body, category_buttons(reply.categories))]
+
+
+def menu_messages(categories: tuple[tuple[str, str], ...], page: int = 0) -> list[dict[str, Any]]:
+    """The category menu."""
+    return [text("知りたいことの分類を選んでください。", category_buttons(categories, page))]
+
+
+def help_messages(reply: FaqReply) -> list[dict[str, Any]]:
+    """How to use the bot."""
+    city = reply.city_name or "市"
+    return [text(
+        f"{city}公式LINEの使い方\n"
+        "・知りたいことを文章で送ってください（例：「マイナンバーカードの暗証番号を忘れた」）。\n"
+        "・「メニュー」で分類から探せます。\n"
+        "・答えが合っていなかったら「いいえ」を押してください。職員が改善します。",
+        category_buttons(reply.categories),
+    )]
+
+
+def entry_list_messages(entries: list[EntryView], label: str) -> list[dict[str, Any]]:
+    """The entries of one category as buttons."""
+    if not entries:
+        return [text("この分類の質問はまだありません。")]
+    buttons = [postback_button(e.title, {"a": "show", "t": e.entry_id}, e.title) for e in entries[:13]]
+    return [text(f"「{label}」のよくある質問です。知りたいものを選んでください。", buttons)]
+
+
+SMALLTALK_TEXT = {
+    "greeting": "こんにちは。{city}公式LINEです。手続きや暮らしのことを、文章で気軽に質問してください。",
+    "thanks": "どういたしまして。ほかにも知りたいことがあれば、いつでも送ってください。",
+}
+
+
+def faq_reply_messages(reply: FaqReply) -> list[dict[str, Any]]:
+    """All messages for one FAQ outcome."""
+    if reply.decision == "answer" and reply.entry is not None:
+        return answer_messages(reply.entry, reply.log_id)
+    if reply.decision == "clarify" and reply.candidates:
+        return clarify_messages(reply)
+    if reply.decision == "smalltalk":
+        if reply.smalltalk == "menu":
+            return menu_messages(reply.categories)
+        if reply.smalltalk == "help":
+            return help_messages(reply)
+        return [text(SMALLTALK_TEXT[reply.smalltalk or "greeting"].format(city=reply.city_name or "市"))]
+    return unknown_messages(reply)
