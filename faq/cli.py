@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 from flask import current_app
+from flask.cli import AppGroup
 
 from bot.db import get_db
 from faq import service
@@ -15,7 +16,7 @@ from faq.evaluation import evaluate, parse_eval_tsv
 from faq.kb import KBError
 from faq.store import ImportError_, export_csv, import_csv, load_repo_kb, read_text
 
-faq_cli = click.Group("faq", help="FAQ knowledge base (MUNICIPALITY chooses the city).")
+faq_cli = AppGroup("faq", help="FAQ knowledge base (MUNICIPALITY chooses the city).")
 
 
 def _municipality() -> str:

@@ -9,6 +9,7 @@ words before matching, and stores the masked question for staff.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.config import ROOT
 from bot.db import utcnow
 from faq.kb import KBEntry, load_city
 from faq.masking import mask_personal_data
@@ -25,6 +27,9 @@ from faq.models import FaqEntry, QuestionLog
 from faq.normalize import normalize
 
 log = logging.getLogger(__name__)
+
+# Sentence vectors cached on disk by text hash, so restarts and workers don't re-embed.
+EMBEDDING_CACHE_DIR = ROOT / "instance" / "cache" / "embeddings"
 
 CATEGORY_LABELS = {
     "certificates": "証明書",
@@ -110,16 +115,25 @@ def to_kb_entry(row: FaqEntry) -> KBEntry:
     )
 
 
+def _content_key(entries: list[KBEntry]) -> str:
+    """A hash of everything the matcher looks at, so identical knowledge bases share an index."""
+    digest = hashlib.sha256()
+    for e in entries:
+        digest.update(repr((e.id, e.title, e.question, e.alternates, e.keywords, e.answer, e.category)).encode())
+    return digest.hexdigest()
+
+
 class _IndexCache:
-    """One matcher index per (database, city) in this process, rebuilt when entries change."""
+    """Matcher indexes in this process: per (database, city) a cheap change stamp, per content the index."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str], tuple[tuple[Any, ...], MatcherIndex, dict[str, KBEntry]]] = {}
+        self._by_stamp: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {}
+        self._by_content: dict[str, tuple[MatcherIndex, dict[str, KBEntry]]] = {}
 
     @staticmethod
     def stamp(session: Session, municipality: str) -> tuple[Any, ...]:
-        """A cheap fingerprint of the city's published entries (count, newest change)."""
+        """A cheap fingerprint of the city's published entries (count, newest change, ids)."""
         row = session.execute(
             select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.sum(FaqEntry.id)).where(
                 FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True)
@@ -131,23 +145,24 @@ class _IndexCache:
         """The current index for the city (built on first use or after a change)."""
         key = (str(session.get_bind().url), municipality)
         stamp = self.stamp(session, municipality)
-        cached = self._cache.get(key)
-        if cached and cached[0] == stamp:
-            return cached[1], cached[2]
+        known = self._by_stamp.get(key)
+        if known and known[0] == stamp and known[1] in self._by_content:
+            return self._by_content[known[1]]
         with self._lock:
-            cached = self._cache.get(key)
-            if cached and cached[0] == stamp:
-                return cached[1], cached[2]
             rows = session.scalars(
                 select(FaqEntry).where(FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True))
                 .order_by(FaqEntry.entry_id)
             ).all()
             entries = [to_kb_entry(r) for r in rows]
-            index = MatcherIndex.build(entries)
-            by_id = {e.id: e for e in entries}
-            self._cache[key] = (stamp, index, by_id)
-            log.info("FAQ index built: municipality=%s entries=%d", municipality, len(entries))
-            return index, by_id
+            content = _content_key(entries)
+            if content not in self._by_content:
+                index = MatcherIndex.build(entries, cache_dir=EMBEDDING_CACHE_DIR)
+                self._by_content[content] = (index, {e.id: e for e in entries})
+                log.info("FAQ index built: municipality=%s entries=%d", municipality, len(entries))
+                while len(self._by_content) > 8:  # old versions after edits: keep memory bounded
+                    self._by_content.pop(next(iter(self._by_content)))
+            self._by_stamp[key] = (stamp, content)
+            return self._by_content[content]
 
 
 INDEXES = _IndexCache()

@@ -1,0 +1,168 @@
+"""Residents asking the bot: answers, 「もしかして」, honest "don't know", buttons, small talk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select
+
+from bot.db import get_db
+from faq.models import QuestionLog
+from faq.store import load_repo_kb
+from tests.conftest import Chat
+
+RESIDENT = "U" + "5" * 32
+OTHER = "U" + "6" * 32
+
+
+@pytest.fixture
+def kb_app(make_app):
+    """An app for 常総市 with the shipped knowledge base loaded."""
+    def factory(**overrides):
+        app = make_app(MUNICIPALITY="joso", **overrides)
+        with get_db(app).session() as s:
+            load_repo_kb(s, "joso")
+        return app
+    return factory
+
+
+def chat_with(app, fake_line, user=RESIDENT) -> Chat:
+    return Chat(app.test_client(), fake_line, user)
+
+
+def buttons(message) -> list[dict]:
+    return [item["action"] for item in message.get("quickReply", {}).get("items", [])]
+
+
+def log_rows(app) -> list[QuestionLog]:
+    with get_db(app).session() as s:
+        return list(s.scalars(select(QuestionLog).order_by(QuestionLog.id)))
+
+
+def test_a_clear_question_gets_the_answer_and_a_helpfulness_question(kb_app, fake_line) -> None:
+    app = kb_app()
+    resident = chat_with(app, fake_line)
+    answer, ask = resident.says("戸籍謄本をコンビニで取りたいのですが", expect=2)
+    assert "コンビニ" in answer["text"] and "戸籍" in answer["text"]
+    assert ask["text"] == "この回答は役に立ちましたか？"
+    yes, no = buttons(ask)
+    assert (yes["label"], no["label"]) == ("はい", "いいえ")
+    (thanks,) = resident.taps(yes["data"])
+    assert "ありがとうございます" in thanks["text"]
+    (row,) = log_rows(app)
+    assert (row.decision, row.topic, row.is_helpful) == ("answer", "konbini-koseki", True)
+
+
+def test_not_helpful_is_stored_for_staff(kb_app, fake_line) -> None:
+    app = kb_app()
+    resident = chat_with(app, fake_line)
+    _, ask = resident.says("ごみの分別の仕方を教えて", expect=2)
+    no = buttons(ask)[1]
+    (reply,) = resident.taps(no["data"])
+    assert "職員が内容を見直します" in reply["text"]
+    assert log_rows(app)[0].is_helpful is False
+
+
+def test_unsure_offers_three_candidates_and_none_of_these(kb_app, fake_line) -> None:
+    # Nothing is confident enough to answer directly: the bot must ask 「もしかして」.
+    app = kb_app(FAQ_ANSWER_THRESHOLD=1.01)
+    resident = chat_with(app, fake_line)
+    (clarify,) = resident.says("マイナンバーカードのこと")
+    assert clarify["text"].startswith("もしかして")
+    options = buttons(clarify)
+    assert len(options) == 4 and options[-1]["label"] == "どれでもない"
+    picked = json.loads(options[0]["data"])["t"]
+    answer, ask = resident.taps(options[0]["data"], expect=2)
+    assert answer["text"] and ask["text"] == "この回答は役に立ちましたか？"
+    (row,) = log_rows(app)
+    assert row.decision == "clarify" and row.chosen_topic == picked  # a labelled example for staff
+    assert picked.startswith("mynumber") or picked == "mynaportal"
+
+
+def test_none_of_these_is_stored_and_answered_honestly(kb_app, fake_line) -> None:
+    app = kb_app(FAQ_ANSWER_THRESHOLD=1.01)
+    resident = chat_with(app, fake_line)
+    (clarify,) = resident.says("マイナンバーカードのこと")
+    (reply,) = resident.taps(buttons(clarify)[-1]["data"])
+    assert "お答えできません" in reply["text"]
+    assert log_rows(app)[0].chosen_topic == ""
+
+
+def test_off_topic_question_gets_an_honest_dont_know_with_menu_and_contact(kb_app, fake_line) -> None:
+    app = kb_app()
+    resident = chat_with(app, fake_line)
+    (reply,) = resident.says("プロ野球の優勝チームの予想を教えて。電話は090-1234-5678、mail taro@example.com")
+    assert "お答えできません" in reply["text"]
+    assert "常総市" in reply["text"]  # the city's contact
+    assert buttons(reply) and all(b["type"] == "postback" for b in buttons(reply))
+    (row,) = log_rows(app)
+    assert row.decision == "unknown"
+    assert "090" not in row.masked_text and "example.com" not in row.masked_text
+    assert "［電話番号］" in row.masked_text and "［メール］" in row.masked_text
+
+
+def test_greetings_thanks_menu_and_help_are_handled_before_matching(kb_app, fake_line) -> None:
+    app = kb_app()
+    resident = chat_with(app, fake_line)
+    (hello,) = resident.says("こんにちは！")
+    assert "常総市公式LINE" in hello["text"]
+    (thanks,) = resident.says("ありがとうございました")
+    assert "どういたしまして" in thanks["text"]
+    (menu,) = resident.says("メニュー")
+    labels = [b["label"] for b in buttons(menu)]
+    assert "証明書" in labels and len(labels) <= 13
+    (help_,) = resident.says("ヘルプ")
+    assert "使い方" in help_["text"]
+    assert log_rows(app) == []  # small talk is not a question for staff
+
+
+def test_menu_category_and_entry_buttons_lead_to_an_answer(kb_app, fake_line) -> None:
+    app = kb_app()
+    resident = chat_with(app, fake_line)
+    (menu,) = resident.says("メニュー")
+    certificates = next(b for b in buttons(menu) if b["label"] == "証明書")
+    (listing,) = resident.taps(certificates["data"])
+    entries = buttons(listing)
+    assert any("コンビニ" in b["label"] for b in entries)
+    (answer,) = resident.taps(entries[0]["data"])
+    assert answer["text"]
+    more = [b for b in buttons(menu) if b["label"] == "もっと見る"]
+    if more:
+        (page2,) = resident.taps(more[0]["data"])
+        assert buttons(page2)
+
+
+@pytest.mark.parametrize("data", ["not json", "[1,2]", '{"a":"fb","q":"1","v":1}', '{"a":"pick","q":999999,"t":"x"}',
+                                  '{"a":"cat","c":"nope"}', '{"a":"show","t":"no-such-entry"}', '{"a":"menu","p":99}',
+                                  '{"a":"launch-missiles"}'])
+def test_stale_or_forged_postbacks_get_a_polite_message_and_change_nothing(kb_app, fake_line, data) -> None:
+    app = kb_app()
+    resident = chat_with(app, fake_line)
+    (reply,) = resident.taps(data)
+    assert "もう一度質問を送ってください" in reply["text"]
+    assert log_rows(app) == []
+
+
+def test_another_residents_feedback_button_cannot_change_my_log(kb_app, fake_line) -> None:
+    app = kb_app()
+    me = chat_with(app, fake_line, RESIDENT)
+    _, ask = me.says("ごみの分別の仕方を教えて", expect=2)
+    someone = chat_with(app, fake_line, OTHER)
+    (reply,) = someone.taps(buttons(ask)[0]["data"])
+    assert "もう一度質問を送ってください" in reply["text"]
+    assert log_rows(app)[0].is_helpful is None
+
+
+def test_city_overlay_gives_city_specific_answers(kb_app, make_app, fake_line) -> None:
+    joso = kb_app()
+    (answer, _ask) = chat_with(joso, fake_line).says("電子申請のやり方を知りたい", expect=2)
+    assert "いばらき電子申請" in answer["text"]
+    nasushiobara = make_app(empty=False, MUNICIPALITY="nasushiobara")
+    with get_db(nasushiobara).session() as s:
+        load_repo_kb(s, "nasushiobara")
+    (other, _ask) = chat_with(nasushiobara, fake_line, OTHER).says("電子申請のやり方を知りたい", expect=2)
+    assert "いばらき" not in other["text"] and "那須塩原市" in other["text"]
+    with get_db(joso).session() as s:
+        rows = s.scalars(select(QuestionLog.municipality).order_by(QuestionLog.id)).all()
+    assert rows == ["joso", "nasushiobara"]
