@@ -239,38 +239,6 @@ def audit_log() -> str:
     )
 
 
-# --- placeholder sections: later issues replace these views (and their nav entries) ---------
-
-
-@bp.get("/notices")
-@require_role("pr")
-def notices() -> str:
-    """Placeholder: notices (broadcast)."""
-    return render_template("admin/placeholder.html", title="お知らせ配信")
-
-
-@bp.get("/faq")
-@require_role("faq")
-def faq() -> str:
-    """Placeholder: FAQ management."""
-    return render_template("admin/placeholder.html", title="FAQ管理")
-
-
-@bp.get("/kpi")
-@require_role("viewer", "pr", "faq")
-def kpi() -> str:
-    """Placeholder: usage KPI."""
-    return render_template("admin/placeholder.html", title="利用状況（KPI）")
-
-
-def register_placeholder_nav() -> None:
-    """Navigation entries of the placeholder sections."""
-    register_nav("お知らせ配信", "admin.notices", ["pr"], order=10)
-    register_nav("FAQ管理", "admin.faq", ["faq"], order=20)
-    register_nav("利用状況（KPI）", "admin.kpi", ["viewer", "pr", "faq"], order=30)
-
-
-# --- end of placeholder sections ---------------------------------------------------------------
 
 
 def _security_headers(response: Response) -> Response:
@@ -431,7 +399,6 @@ def init_app(app: Flask) -> None:
     app.after_request(_security_headers)
     register_nav("ユーザー管理", "admin.users", ["admin"], order=80)
     register_nav("監査ログ", "admin.audit_log", ["admin"], order=90)
-    register_placeholder_nav()
 
     # Functions, not values, so pages that never show the layout never query the staff user.
     app.add_template_global(current_staff, "current_staff")

@@ -63,6 +63,14 @@ def create_app(**overrides: Any) -> Flask:
     app.register_blueprint(webhook.bp)
     admin.init_app(app)
     cli.init_app(app)
+    # Each feature package brings its admin pages (blueprint + navigation entry).
+    from broadcast import admin as broadcast_admin
+    from faq import admin as faq_admin
+    from kpi import admin as kpi_admin
+    from segments import admin as segments_admin
+
+    for package_admin in (broadcast_admin, faq_admin, kpi_admin, segments_admin):
+        package_admin.init_app(app)
 
     if app.config["SIMULATOR_ENABLED"]:
         from bot.sandbox import simulator

@@ -20,7 +20,7 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade_database(database_url: str, revision: str = "head") -> None:
+def upgrade_database(database_url: str, revision: str = "heads") -> None:
     """Apply migrations up to `revision` (creates the SQLite directory if needed)."""
     if database_url.startswith("sqlite:///"):
         Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -33,9 +33,9 @@ def db_cli() -> None:
 
 
 @db_cli.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def upgrade(revision: str) -> None:
-    """Create or migrate the schema to REVISION (default: head)."""
+    """Create or migrate the schema to REVISION (default: every head; features migrate on their own branches)."""
     upgrade_database(current_app.config["DATABASE_URL"], revision)
     click.echo("データベースを最新の状態にしました。")
 
@@ -55,7 +55,11 @@ def current() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the CLI groups."""
+    from broadcast.cli import broadcast_cli
     from faq.cli import faq_cli
+    from kpi.cli import kpi_cli
+    from segments.cli import segments_cli
 
     app.cli.add_command(db_cli)
-    app.cli.add_command(faq_cli)
+    for group in (faq_cli, segments_cli, broadcast_cli, kpi_cli):
+        app.cli.add_command(group)

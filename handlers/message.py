@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 from faq.service import answer_question
+from handlers import settings
 from handlers.context import EventContext
 from handlers.faq_replies import faq_reply_messages
 from handlers.replies import text
@@ -12,6 +14,11 @@ from kpi.service import record_usage
 
 log = logging.getLogger(__name__)
 NOT_TEXT_HINT = "スタンプや画像ありがとうございます。ご質問は文章で送ってください。「メニュー」で分類から探すこともできます。"
+
+
+def normalize_command(text: str) -> str:
+    """Text as matched against settings commands: NFKC, no surrounding spaces or punctuation."""
+    return unicodedata.normalize("NFKC", text).strip().strip("。!！?？「」")
 
 
 def handle_message(ctx: EventContext) -> None:
@@ -28,6 +35,11 @@ def handle_message(ctx: EventContext) -> None:
             ctx.reply(text(NOT_TEXT_HINT))
         return
     question = str(message.get("text", ""))[: int(ctx.config["MAX_TEXT_CHARS"])]
+    command = settings.TEXT_COMMANDS.get(normalize_command(question))
+    if command is not None:
+        record_usage(ctx.session, "command", resident_id, command=normalize_command(question))
+        command(ctx, resident_id)
+        return
     reply = answer_question(ctx.session, question, ctx.config, resident_id)
     record_usage(ctx.session, "decision", resident_id, decision=reply.decision, topic=reply.topic)
     ctx.reply(*faq_reply_messages(reply))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from faq import service
+from handlers import settings
 from handlers.context import EventContext
 from handlers.faq_replies import answer_messages, entry_list_messages, menu_messages, unknown_messages
 from handlers.replies import parse_postback_data, text
@@ -83,6 +84,7 @@ POSTBACK_ACTIONS: dict[str, Callable[[EventContext, dict[str, Any], int | None],
     "menu": _menu,
     "cat": _category,
     "show": _show,
+    **settings.POSTBACK_ACTIONS,
 }
 
 

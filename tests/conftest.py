@@ -153,7 +153,7 @@ class Chat:
         assert response.status_code == 200, response.get_data(as_text=True)
         if expect == 0:
             return []
-        messages = self.fake.wait_for_delivery(self.user_id, before + expect, timeout=10.0)
+        messages = self.fake.wait_for_delivery(self.user_id, before + expect, timeout=30.0)
         return messages[before:]
 
     def says(self, text: str, expect: int = 1) -> list[dict[str, Any]]:
