@@ -43,6 +43,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "FAQ_ANSWER_THRESHOLD": (float, None, "matcher score to answer directly (default: the measured value in faq/matcher.py)"),
     "FAQ_CLARIFY_THRESHOLD": (float, None, "score floor for 「もしかして」; below it the bot says it does not know"),
     "FAQ_MARGIN": (float, None, "lead over the second entry needed to answer directly"),
+    "SEGMENT_PRIVACY_FLOOR": (int, 10, "segments smaller than this cannot be targeted unless an admin overrides (audit-logged)"),
     "LOGIN_MAX_FAILURES": (int, 5, "failed staff logins per account or address before a lockout"),
     "LOGIN_LOCKOUT_SECONDS": (int, 900, "how long a login lockout lasts"),
     "SESSION_COOKIE_SECURE": (bool, None, "send the staff session cookie over HTTPS only (default: on in production)"),

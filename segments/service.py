@@ -33,7 +33,7 @@ def forget_attributes(resident: Resident) -> None:
     resident.age_band = None
     resident.gender = None
     resident.area = None
-    resident.interests = []
+    resident.interests_mask = 0
     resident.is_notices_enabled = True
 
 

@@ -61,7 +61,7 @@ def upgrade() -> None:
     sa.Column('age_band', sa.String(length=16), nullable=True),
     sa.Column('gender', sa.String(length=16), nullable=True),
     sa.Column('area', sa.String(length=64), nullable=True),
-    sa.Column('interests', sa.JSON(), nullable=False),
+    sa.Column('interests_mask', sa.Integer(), nullable=False),
     sa.Column('is_notices_enabled', sa.Boolean(), nullable=False),
     sa.Column('updated_at', bot.db.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_residents')),
@@ -69,6 +69,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('residents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_residents_is_following'), ['is_following'], unique=False)
+        batch_op.create_index('ix_residents_eligible', ['is_following', 'is_notices_enabled', 'consented_at'], unique=False)
 
     op.create_table('staff_users',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -124,6 +125,7 @@ def downgrade() -> None:
     op.drop_table('usage_events')
     op.drop_table('staff_users')
     with op.batch_alter_table('residents', schema=None) as batch_op:
+        batch_op.drop_index('ix_residents_eligible')
         batch_op.drop_index(batch_op.f('ix_residents_is_following'))
 
     op.drop_table('residents')
