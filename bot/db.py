@@ -122,6 +122,7 @@ class Database:
         # (SQLite cannot wait in that case); IMMEDIATE waits for busy_timeout instead.
         self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE") if url.startswith("sqlite") else self.engine
         self.sessionmaker = sessionmaker(self._write_engine, expire_on_commit=False)
+        self._read_sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -139,6 +140,16 @@ class Database:
             s.rollback()
             raise
         finally:
+            s.close()
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reading only: takes no write lock on SQLite; always rolled back."""
+        s = self._read_sessionmaker()
+        try:
+            yield s
+        finally:
+            s.rollback()
             s.close()
 
     @contextmanager

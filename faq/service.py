@@ -224,17 +224,39 @@ def city_contact(municipality: str) -> tuple[str, str]:
     return city.name, city.vars.get("contact", "")
 
 
-def answer_question(session: Session, text: str, config: dict[str, Any], resident_id: int | None = None) -> FaqReply:
+@dataclass(frozen=True)
+class PreparedAnswer:
+    """The CPU-heavy part of answering, done before any write lock is taken."""
+
+    text: str
+    smalltalk: SmalltalkKind | None
+    decision: Decision | None
+    by_id: dict[str, KBEntry]
+
+
+def prepare_answer(session: Session, text: str, config: dict[str, Any]) -> PreparedAnswer:
+    """Small-talk detection and matching (read-only)."""
+    kind = _smalltalk(text)
+    if kind is not None:
+        return PreparedAnswer(text, kind, None, {})
+    index, by_id = INDEXES.get(session, config["MUNICIPALITY"])
+    return PreparedAnswer(text, None, index.match(text, thresholds_from(config)), by_id)
+
+
+def answer_question(session: Session, text: str, config: dict[str, Any], resident_id: int | None = None,
+                    prepared: PreparedAnswer | None = None) -> FaqReply:
     """Decide how to answer a resident's text and log it (masked) for staff."""
     municipality = config["MUNICIPALITY"]
     city_name, contact = city_contact(municipality)
-    kind = _smalltalk(text)
+    if prepared is None or prepared.text != text:
+        prepared = prepare_answer(session, text, config)
+    kind = prepared.smalltalk
     if kind is not None:
         cats = categories(session, municipality) if kind in ("menu", "help") else ()
         return FaqReply("smalltalk", smalltalk=kind, categories=cats, city_name=city_name, contact=contact)
 
-    index, by_id = INDEXES.get(session, municipality)
-    decision = index.match(text, thresholds_from(config))
+    decision, by_id = prepared.decision, prepared.by_id
+    assert decision is not None
     entry = by_id.get(decision.entry_id) if decision.entry_id else None
     candidates = tuple(view(by_id[c.entry_id]) for c in decision.candidates if c.entry_id in by_id)
     row = QuestionLog(

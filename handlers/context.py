@@ -22,6 +22,8 @@ class EventContext:
     webhook_event_id: str
     received_at: dt.datetime
     outgoing: list[dict[str, Any]] = field(default_factory=list)
+    # What the event's preparer computed before the write transaction (see handlers.dispatch).
+    prepared: Any = None
 
     @property
     def event_type(self) -> str:

@@ -6,7 +6,7 @@ import logging
 
 from handlers.context import EventContext
 from handlers.follow import handle_follow, handle_unfollow
-from handlers.message import handle_message
+from handlers.message import handle_message, prepare_message
 from handlers.postback import handle_postback
 from kpi.service import record_usage
 
@@ -27,6 +27,18 @@ DISPATCH = {
 }
 
 
+# Work done before the handler's write transaction, with a read-only session: on SQLite the
+# write lock is global, so CPU-heavy work (matching a question) must not run while holding it.
+PREPARERS = {
+    "message": prepare_message,
+}
+
+
 def handler_for(event_type: str):  # type: ignore[no-untyped-def]
     """The handler of an event type (handle_other for anything not in the table)."""
     return DISPATCH.get(event_type, handle_other)
+
+
+def preparer_for(event_type: str):  # type: ignore[no-untyped-def]
+    """The preparer of an event type, or None."""
+    return PREPARERS.get(event_type)

@@ -37,6 +37,7 @@ from handlers.models import DONE, FAILED, PENDING, PROCESSING, InboxEvent
 log = logging.getLogger(__name__)
 RETRY_KEY_NAMESPACE = uuid.UUID("6f1c1f55-8a4e-4d8e-9a55-3c2b8f6b8a10")
 Handler = Callable[[EventContext], None]
+Preparer = Callable[[dict[str, Any], Session, Any], Any]
 
 
 @dataclass(frozen=True)
@@ -129,11 +130,13 @@ def push_retry_key(webhook_event_id: str) -> str:
 class EventProcessor:
     """Runs one claimed event: handler (once), then delivery of its messages."""
 
-    def __init__(self, app: Flask, gateway: LineGateway, dispatch: Callable[[str], Handler]) -> None:
+    def __init__(self, app: Flask, gateway: LineGateway, dispatch: Callable[[str], Handler],
+                 prepare: Callable[[str], Preparer | None] = lambda event_type: None) -> None:
         self.app = app
         self.db = get_db(app)
         self.gateway = gateway
         self.dispatch = dispatch
+        self.prepare = prepare
         self.config = app.config
 
     def process(self, event_id: int, token: str) -> None:
@@ -147,8 +150,18 @@ class EventProcessor:
         except Exception as exc:  # noqa: BLE001 - one event failing must not fail the others
             self._record_failure(event_id, token, exc)
 
+    def _prepare(self, event_id: int) -> Any:
+        """Run the event's preparer with a read-only session (no write lock held meanwhile)."""
+        with self.db.read_session() as session:
+            row = session.get(InboxEvent, event_id)
+            if row is None or row.is_handled:
+                return None
+            preparer = self.prepare(row.event_type)
+            return preparer(row.payload, session, self.config) if preparer else None
+
     def _run_handler(self, event_id: int, token: str) -> InboxEvent | None:
         """Run the handler unless a previous attempt already committed its work."""
+        prepared = self._prepare(event_id)
         with self.db.session() as session:
             row = session.get(InboxEvent, event_id)
             if row is None or row.claim_token != token or row.status != PROCESSING:
@@ -160,6 +173,7 @@ class EventProcessor:
                     config=self.config,
                     webhook_event_id=row.webhook_event_id,
                     received_at=row.received_at,
+                    prepared=prepared,
                 )
                 self.dispatch(row.event_type)(ctx)
                 row.is_handled = True

@@ -5,7 +5,11 @@ from __future__ import annotations
 import logging
 import unicodedata
 
-from faq.service import answer_question
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from faq.service import answer_question, prepare_answer
 from handlers import settings
 from handlers.context import EventContext
 from handlers.faq_replies import faq_reply_messages
@@ -19,6 +23,21 @@ NOT_TEXT_HINT = "スタンプや画像ありがとうございます。ご質問
 def normalize_command(text: str) -> str:
     """Text as matched against settings commands: NFKC, no surrounding spaces or punctuation."""
     return unicodedata.normalize("NFKC", text).strip().strip("。!！?？「」")
+
+
+def _question(event: dict[str, Any], config: dict[str, Any]) -> str | None:
+    message = event.get("message") or {}
+    if message.get("type") != "text" or (event.get("source") or {}).get("type") != "user":
+        return None
+    return str(message.get("text", ""))[: int(config["MAX_TEXT_CHARS"])]
+
+
+def prepare_message(event: dict[str, Any], session: Session, config: dict[str, Any]) -> Any:
+    """Match the question before the write transaction (None for commands and non-text)."""
+    question = _question(event, config)
+    if question is None or normalize_command(question) in settings.TEXT_COMMANDS:
+        return None
+    return prepare_answer(session, question, config)
 
 
 def handle_message(ctx: EventContext) -> None:
@@ -40,6 +59,6 @@ def handle_message(ctx: EventContext) -> None:
         record_usage(ctx.session, "command", resident_id, command=normalize_command(question))
         command(ctx, resident_id)
         return
-    reply = answer_question(ctx.session, question, ctx.config, resident_id)
+    reply = answer_question(ctx.session, question, ctx.config, resident_id, prepared=ctx.prepared)
     record_usage(ctx.session, "decision", resident_id, decision=reply.decision, topic=reply.topic)
     ctx.reply(*faq_reply_messages(reply))
