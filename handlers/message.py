@@ -60,5 +60,5 @@ def handle_message(ctx: EventContext) -> None:
         command(ctx, resident_id)
         return
     reply = answer_question(ctx.session, question, ctx.config, resident_id, prepared=ctx.prepared)
-    record_usage(ctx.session, "decision", resident_id, decision=reply.decision, topic=reply.topic)
+    record_usage(ctx.session, "decision", resident_id, decision=reply.decision, topic=reply.topic, question=reply.log_id)
     ctx.reply(*faq_reply_messages(reply))

@@ -22,7 +22,7 @@ def _feedback(ctx: EventContext, data: dict[str, Any], resident_id: int | None) 
     if data.get("v") not in (0, 1, True, False) or not service.record_feedback(ctx.session, data.get("q"), resident_id, helpful):
         ctx.reply(text(STALE))
         return
-    record_usage(ctx.session, "feedback", resident_id, helpful=helpful)
+    record_usage(ctx.session, "feedback", resident_id, helpful=helpful, question=data.get("q"))
     if helpful:
         ctx.reply(text("ご回答ありがとうございます。お役に立ててうれしいです。"))
     else:
@@ -36,7 +36,7 @@ def _pick(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> N
     if not isinstance(chosen, str) or not service.record_choice(ctx.session, data.get("q"), resident_id, chosen):
         ctx.reply(text(STALE))
         return
-    record_usage(ctx.session, "clarify_choice", resident_id, topic=chosen or None)
+    record_usage(ctx.session, "clarify_choice", resident_id, topic=chosen or None, question=data.get("q"))
     if not chosen:
         name, contact = service.city_contact(municipality)
         reply = service.FaqReply("unknown", categories=service.categories(ctx.session, municipality),

@@ -84,4 +84,4 @@ def test_admin_creates_a_viewer_who_sees_only_kpi(app: Flask, live_server: LiveS
 
     browser.find_element(By.LINK_TEXT, "利用状況（KPI）").click()
     wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "利用状況（KPI）"))
-    assert "準備中" in browser.find_element(By.TAG_NAME, "body").text
+    assert "LINE利用率" in browser.find_element(By.TAG_NAME, "body").text
