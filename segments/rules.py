@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from flask import has_request_context
+from sqlalchemy import ColumnElement, Integer, Select, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
+from bot.auth import audit
+from bot.models import StaffUser
 from segments.models import Resident, Segment
-from segments.vocab import AGE_BANDS, GENDERS, INTERESTS, areas_for, interests_to_mask
+from segments.vocab import AGE_BANDS, GENDERS, INTERESTS, area_choices, interests_to_mask
 
 FIELDS = ("age_bands", "genders", "areas", "interests")
 FIELD_LABELS = {"age_bands": "年代", "genders": "性別", "areas": "地域", "interests": "関心"}
@@ -18,6 +21,10 @@ FIELD_LABELS = {"age_bands": "年代", "genders": "性別", "areas": "地域", "
 
 class RuleError(ValueError):
     """A rule names a value residents cannot declare (message in Japanese)."""
+
+
+class PrivacyFloorError(RuleError):
+    """A segment below the privacy floor was targeted without an admin's explicit override."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,11 @@ class Criterion:
     def is_empty(self) -> bool:
         """True when it selects everyone."""
         return not self.include and not self.exclude
+
+    @classmethod
+    def of(cls, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> Criterion:
+        """Build from any iterables of values."""
+        return cls(frozenset(include), frozenset(exclude))
 
 
 @dataclass(frozen=True)
@@ -54,18 +66,33 @@ class SegmentRule:
     def from_dict(cls, data: Mapping[str, Any] | None) -> SegmentRule:
         """Parse the stored form (unknown keys raise RuleError)."""
         data = data or {}
+        if not isinstance(data, Mapping):
+            raise RuleError("条件の形式が正しくありません")
         unknown = set(data) - set(FIELDS)
         if unknown:
             raise RuleError(f"不明な条件です: {', '.join(sorted(unknown))}")
         criteria = {}
         for name in FIELDS:
             part = data.get(name) or {}
-            criteria[name] = Criterion(frozenset(part.get("include") or ()), frozenset(part.get("exclude") or ()))
+            if not isinstance(part, Mapping) or set(part) - {"include", "exclude"}:
+                raise RuleError(f"{FIELD_LABELS[name]}の条件の形式が正しくありません")
+            values = {}
+            for key in ("include", "exclude"):
+                listed = part.get(key) or ()
+                if isinstance(listed, str) or not all(isinstance(v, str) for v in listed):
+                    raise RuleError(f"{FIELD_LABELS[name]}の条件の形式が正しくありません")
+                values[key] = frozenset(listed)
+            criteria[name] = Criterion(values["include"], values["exclude"])
         return cls(**criteria)
+
+    @property
+    def is_everyone(self) -> bool:
+        """True when the rule has no condition (every eligible resident)."""
+        return all(getattr(self, name).is_empty for name in FIELDS)
 
     def validate(self, municipality: str) -> None:
         """Raise RuleError when a value is not one residents can choose."""
-        allowed = {"age_bands": AGE_BANDS, "genders": GENDERS, "areas": areas_for(municipality), "interests": INTERESTS}
+        allowed = {"age_bands": AGE_BANDS, "genders": GENDERS, "areas": area_choices(municipality), "interests": INTERESTS}
         for name in FIELDS:
             crit: Criterion = getattr(self, name)
             bad = sorted((crit.include | crit.exclude) - set(allowed[name]))
@@ -111,9 +138,28 @@ def eligible() -> ColumnElement[bool]:
     return and_(Resident.is_following.is_(True), Resident.consented_at.is_not(None), Resident.is_notices_enabled.is_(True))
 
 
-def conditions(rule: SegmentRule | None) -> list[ColumnElement[bool]]:
-    """SQL conditions of a rule (None: everyone eligible)."""
-    conds = [eligible()]
+def _is_sqlite(session: Session) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+def _eligible_scanned() -> ColumnElement[bool]:
+    """eligible(), written so that SQLite cannot serve it from an index and scans the table in id order.
+
+    Most residents follow with notices on, so finding them through the boolean indexes means one
+    table lookup per resident; SQLite plans that anyway (it assumes an equality is selective) and
+    takes about twice as long as a plain scan. PostgreSQL estimates from statistics and needs no
+    help (and the CASTs would spoil its row estimates), so this is for SQLite only.
+    """
+    return and_(
+        cast(Resident.is_following, Integer) == 1,
+        Resident.consented_at.is_not(None),
+        cast(Resident.is_notices_enabled, Integer) == 1,
+    )
+
+
+def conditions(rule: SegmentRule | None, *, scan: bool = False) -> list[ColumnElement[bool]]:
+    """SQL conditions of a rule (None: everyone eligible); `scan`: SQLite reads many rows in id order."""
+    conds = [_eligible_scanned() if scan else eligible()]
     if rule is not None:
         conds += _value_condition(Resident.age_band, rule.age_bands)
         conds += _value_condition(Resident.gender, rule.genders)
@@ -124,38 +170,130 @@ def conditions(rule: SegmentRule | None) -> list[ColumnElement[bool]]:
 
 def count_recipients(session: Session, rule: SegmentRule | None) -> int:
     """How many residents the rule reaches now."""
-    return int(session.scalar(select(func.count(Resident.id)).where(*conditions(rule))) or 0)
+    # With no attribute condition the eligibility index covers the count; with one, every eligible
+    # row must be read anyway, and a scan beats a lookup per resident.
+    scan = _is_sqlite(session) and rule is not None and not rule.is_everyone
+    return int(session.scalar(select(func.count(Resident.id)).where(*conditions(rule, scan=scan))) or 0)
+
+
+# Rows fetched per round trip while resolving: memory stays at one buffer, whatever the segment's size.
+FETCH_ROWS = 5000
+
+
+def _id_batches(session: Session, stmt: Select[tuple[str]], batch_size: int) -> Iterator[list[str]]:
+    """Stream a one-column select in lists of at most batch_size.
+
+    Core execution (not ORM loading) on the session's connection: resolving is only strings, and
+    the ORM's per-row bookkeeping would triple the time. `yield_per` streams (a server-side cursor
+    on PostgreSQL), so memory grows with what the caller keeps, not with the segment.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be positive")
+    result = session.connection().execute(stmt.execution_options(yield_per=max(FETCH_ROWS, batch_size)))
+    try:
+        for part in result.scalars().partitions(batch_size):
+            yield list(part)
+    finally:
+        result.close()
 
 
 def resolve_recipients(session: Session, rule: SegmentRule | None, batch_size: int = 500) -> Iterator[list[str]]:
     """LINE user ids the rule reaches, in stable order (resident id), in lists of at most batch_size."""
-    stmt = select(Resident.line_user_id).where(*conditions(rule)).order_by(Resident.id)
-    batch: list[str] = []
-    for user_id in session.scalars(stmt.execution_options(yield_per=5000)):
-        batch.append(user_id)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    stmt = select(Resident.line_user_id).where(*conditions(rule, scan=_is_sqlite(session))).order_by(Resident.id)
+    return _id_batches(session, stmt, batch_size)
 
 
 def resolve_all_followers(session: Session, batch_size: int = 500) -> Iterator[list[str]]:
     """Every follower, regardless of consent or settings (emergency notices)."""
-    stmt = select(Resident.line_user_id).where(Resident.is_following.is_(True)).order_by(Resident.id)
-    batch: list[str] = []
-    for user_id in session.scalars(stmt.execution_options(yield_per=5000)):
-        batch.append(user_id)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+    following = cast(Resident.is_following, Integer) == 1 if _is_sqlite(session) else Resident.is_following.is_(True)
+    stmt = select(Resident.line_user_id).where(following).order_by(Resident.id)
+    return _id_batches(session, stmt, batch_size)
 
 
 def is_below_privacy_floor(count: int, floor: int) -> bool:
     """True when a segment is so small that targeting it could single residents out (0 is not)."""
     return 0 < count < floor
+
+
+@dataclass(frozen=True)
+class Preview:
+    """How many residents a rule reaches now, and whether that is below the privacy floor."""
+
+    count: int
+    floor: int
+
+    @property
+    def is_below_floor(self) -> bool:
+        """True when the rule cannot be targeted without an admin's override."""
+        return is_below_privacy_floor(self.count, self.floor)
+
+    def shown_count(self) -> str:
+        """The count as shown to staff who may not override: small groups are not counted exactly."""
+        return f"{self.floor}人未満" if self.is_below_floor else f"{self.count}人"
+
+
+def preview(session: Session, rule: SegmentRule | None, floor: int) -> Preview:
+    """The count preview of a rule."""
+    return Preview(count_recipients(session, rule), floor)
+
+
+@dataclass(frozen=True)
+class FloorOverride:
+    """An explicit decision to target a segment below the privacy floor.
+
+    `actor` is the staff member who decided (must be an admin); None means the server's operator
+    at the CLI, which is only accepted outside a web request.
+    """
+
+    actor: StaffUser | None
+    reason: str = ""
+
+
+def check_privacy_floor(
+    session: Session, rule: SegmentRule | None, floor: int, *, override: FloorOverride | None = None, target: str = ""
+) -> int:
+    """Count the rule's recipients and refuse a segment below the floor unless an admin overrides.
+
+    An accepted override is written to the audit log (the caller commits). Returns the count.
+    """
+    count = count_recipients(session, rule)
+    if not is_below_privacy_floor(count, floor):
+        return count
+    if override is None:
+        raise PrivacyFloorError(
+            f"対象が{floor}人未満のため、個人が特定されるおそれがあり配信できません。"
+            "条件を広げるか、管理者が明示的に許可してください。"
+        )
+    actor = override.actor
+    if actor is None and has_request_context():
+        raise PrivacyFloorError("少人数セグメントへの配信は、管理者としてログインして許可してください。")
+    if actor is not None and (actor.role != "admin" or not actor.is_active):
+        raise PrivacyFloorError("少人数セグメントへの配信を許可できるのは管理者だけです。")
+    audit(
+        session, "segment_privacy_override", target, actor=actor, count=count, floor=floor,
+        rule=(rule or SegmentRule()).to_dict(), reason=override.reason[:200],
+    )
+    return count
+
+
+def segment_rule(segment: Segment) -> SegmentRule:
+    """The rule of a saved segment."""
+    return SegmentRule.from_dict(segment.rule)
+
+
+def list_segments(session: Session) -> list[Segment]:
+    """Saved segments by name."""
+    return list(session.scalars(select(Segment).order_by(Segment.name)))
+
+
+def delete_segment(session: Session, name: str) -> bool:
+    """Delete a saved segment; False when there was none by that name."""
+    segment = get_segment(session, name)
+    if segment is None:
+        return False
+    session.delete(segment)
+    session.flush()
+    return True
 
 
 def get_segment(session: Session, name: str) -> Segment | None:
@@ -182,4 +320,6 @@ def save_segment(session: Session, name: str, rule: SegmentRule, municipality: s
 __all__ = [
     "Criterion", "RuleError", "SegmentRule", "count_recipients", "resolve_recipients", "resolve_all_followers",
     "is_below_privacy_floor", "get_segment", "save_segment", "eligible",
+    "FloorOverride", "PrivacyFloorError", "Preview", "check_privacy_floor", "delete_segment", "list_segments",
+    "preview", "segment_rule",
 ]
