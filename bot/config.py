@@ -43,6 +43,16 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "FAQ_ANSWER_THRESHOLD": (float, None, "matcher score to answer directly (default: the measured value in faq/matcher.py)"),
     "FAQ_CLARIFY_THRESHOLD": (float, None, "score floor for 「もしかして」; below it the bot says it does not know"),
     "FAQ_MARGIN": (float, None, "lead over the second entry needed to answer directly"),
+    "BROADCAST_POLL_SECONDS": (float, 5.0, "how often the notice dispatcher (flask broadcast run-scheduler) looks for due notices"),
+    "BROADCAST_SEND_THREADS": (int, 4, "multicast calls the dispatcher makes at the same time"),
+    "BROADCAST_MAX_ATTEMPTS": (int, 15, "attempts per multicast chunk (429, 5xx, timeouts) before it is marked failed"),
+    "BROADCAST_RETRY_BASE_SECONDS": (float, 1.0, "first backoff after a 429, 5xx or timeout; doubles with each attempt"),
+    "BROADCAST_RETRY_MAX_SECONDS": (float, 300.0, "longest backoff between attempts of a multicast chunk"),
+    "BROADCAST_MISFIRE_GRACE_MINUTES": (int, 60, "a recurring notice's occurrence missed by more than this (dispatcher down) is skipped, not sent late"),
+    "BROADCAST_RETENTION_DAYS": (int, 90, "per-resident delivery records and recipient lists of notices are kept this long; counts stay"),
+    "BROADCAST_LOCK_FILE": (str, None, "SQLite only: lock file that keeps a second dispatcher waiting (default: beside the database file)"),
+    "FAQ_WHATIF_RECENT": (int, 300, "how many recent logged questions the workbench's what-if replays"),
+    "FAQ_EVAL_FILE": (str, None, "evaluation TSV for the what-if (default faq/kb/cities/<city>/eval.tsv, else ../shared/eval/dev-questions.tsv)"),
     "SEGMENT_PRIVACY_FLOOR": (int, 10, "segments smaller than this cannot be targeted unless an admin overrides (audit-logged)"),
     "LOGIN_MAX_FAILURES": (int, 5, "failed staff logins per account or address before a lockout"),
     "LOGIN_LOCKOUT_SECONDS": (int, 900, "how long a login lockout lasts"),
@@ -52,6 +62,8 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "LINE_OPENAPI_DIR": (str, None, "LINE OpenAPI specs for the fake platform (default ../shared/line-openapi)"),
     "TRUSTED_PROXIES": (int, 0, "reverse proxies in front of gunicorn whose X-Forwarded-For/Proto to trust (login rate limits use the client address)"),
     "LOG_LEVEL": (str, "INFO", "application log level"),
+    "KPI_CONFIG_FILE": (str, None, "YAML with the city's KPI settings (usage-rate denominator with source and date, targets); overrides kpi/cities.yaml"),
+    "QUESTION_LOG_RETENTION_DAYS": (int, 365, "logged questions older than this are deleted by the retention job (flask faq purge-log); 0 keeps them"),
 }
 
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN")

@@ -1,22 +1,605 @@
-"""Admin pages of `faq` (placeholder until its issue lands)."""
+"""Admin pages of `faq`: the knowledge-base workbench for FAQ staff.
+
+Entries (list, search, edit, publish, history with revert), the review of unanswered questions
+(clusters -> alternates of an entry, a new entry, or out of scope), what-if replays before saving,
+and CSV import/export. Views parse the form, call the services in faq.workbench / faq.review /
+faq.whatif with the request's session, write the audit row, commit, and render.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, render_template
+import dataclasses
+import datetime as dt
+import hashlib
+import secrets
+from collections.abc import Sequence
+from typing import Any
 
-from bot.auth import register_nav, require_role
+from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
+from sqlalchemy import delete, select
+from werkzeug.wrappers import Response
+
+from bot import auth
+from bot.auth import audit, current_staff, register_nav, require_role
+from bot.db import get_session, utcnow
+from faq import review, service, whatif, workbench
+from faq.kb import TITLE_MAX
+from faq.models import FaqEntry, FaqRevision, ImportDraft, ReviewDecision
+from faq.store import ENTRY_FIELDS, ImportError_, LoadReport, export_csv, parse_csv, upsert_entries
+from faq.workbench import EntryDraft, EntryValidationError, StaleEditError
 
 bp = Blueprint("faq_admin", __name__, url_prefix="/admin/faq")
 
+EDIT_ROLES = ("faq",)  # admin may do everything as well (bot.auth.has_role)
+PAGE_SIZE = 50
+MAX_CLUSTERS_SHOWN = 100
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+DAYS_CHOICES = (7, 30, 90, 365)
+IMPORT_DRAFT_TTL = dt.timedelta(days=1)
+# Below this mean matcher score no suggestion is preselected: the cluster probably needs a new entry.
+SUGGESTION_MIN_SCORE = 0.3
+
+AUDIT_LABELS = {
+    "faq_entry_create": "FAQ項目の作成",
+    "faq_entry_edit": "FAQ項目の編集",
+    "faq_entry_publish": "FAQ項目の公開",
+    "faq_entry_unpublish": "FAQ項目の非公開",
+    "faq_entry_revert": "FAQ項目を以前の版に戻す",
+    "faq_attach": "未回答の質問を言い換えに追加",
+    "faq_out_of_scope": "未回答の質問を対象外に",
+    "faq_reopen": "対象外の取り消し",
+    "faq_import": "FAQの取り込み（CSV）",
+    "faq_export": "FAQの書き出し（CSV）",
+}
+
+
+def _municipality() -> str:
+    return str(current_app.config["MUNICIPALITY"])
+
+
+def _city_name() -> str:
+    return service.city_contact(_municipality())[0] or _municipality()
+
+
+def _categories(rows: list[FaqEntry]) -> list[tuple[str, str]]:
+    present = sorted({r.category for r in rows})
+    ordered = [c for c in service.CATEGORY_LABELS if c in present] + [c for c in present if c not in service.CATEGORY_LABELS]
+    return [(c, service.CATEGORY_LABELS.get(c, c)) for c in ordered]
+
+
+def _draft_from_form(entry_id: str) -> EntryDraft:
+    form = request.form
+    return EntryDraft(
+        entry_id=entry_id.strip(),
+        category=form.get("category", "").strip(),
+        title=form.get("title", "").strip(),
+        question=form.get("question", "").strip(),
+        alternates=workbench.split_lines(form.get("alternates", "")),
+        keywords=workbench.split_lines(form.get("keywords", "")),
+        answer=form.get("answer", "").strip(),
+        source=form.get("source", "").strip(),
+        is_published=form.get("is_published") == "1",
+    )
+
+
+def _recent_from_form() -> int:
+    try:
+        value = int(request.form.get("replay_recent", "") or whatif.recent_setting(current_app.config))
+    except ValueError:
+        value = whatif.recent_setting(current_app.config)
+    return min(max(value, 0), whatif.MAX_RECENT)
+
+
+def _use_eval_from_form() -> bool:
+    # An unticked checkbox sends nothing: "replay_form" tells "unticked" from "no replay fields".
+    return request.form.get("replay_eval") == "1" or "replay_form" not in request.form
+
+
+def _what_if(changes: dict[str, Any], extra: Sequence[str] = ()) -> whatif.WhatIfReport:
+    return whatif.what_if(get_session(), _municipality(), changes, current_app.config, recent=_recent_from_form(),
+                          extra_questions=extra, use_eval=_use_eval_from_form())
+
+
+def _replay_defaults() -> dict[str, Any]:
+    posted = request.method == "POST"
+    return {"recent": _recent_from_form() if posted else whatif.recent_setting(current_app.config),
+            "use_eval": _use_eval_from_form() if posted else True,
+            "eval_path": whatif.eval_file(_municipality(), current_app.config)}
+
+
+# --- entries ----------------------------------------------------------------------------------------
+
 
 @bp.get("")
-@require_role('faq')
+@require_role(*EDIT_ROLES)
 def index() -> str:
-    """Placeholder page."""
-    return render_template("admin/placeholder.html", title="FAQ管理")
+    """The city's entries: search, filter, publish/unpublish, overlap warnings."""
+    session = get_session()
+    rows = workbench.city_entries(session, _municipality())
+    overlaps = workbench.OVERLAPS.get(rows)
+    args = request.args
+    q, category, status = args.get("q", "").strip()[:200], args.get("category", ""), args.get("status", "")
+    origin, flagged = args.get("origin", ""), args.get("flagged") == "1"
+    filters: dict[str, Any] = {"q": q, "category": category, "status": status, "origin": origin, "flagged": flagged}
+    found = workbench.search_entries(rows, q, category, status, origin, flagged, overlaps)
+    pages = max(1, -(-len(found) // PAGE_SIZE))
+    page = min(max(args.get("page", 1, type=int) or 1, 1), pages)
+    flagged_total = sum(1 for r in rows if overlaps.of(r.entry_id))
+    query = {k: v for k, v in filters.items() if v}
+    if "flagged" in query:
+        query["flagged"] = "1"
+    return render_template(
+        "faq/entries.html", rows=found[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], total=len(rows), found=len(found),
+        page=page, pages=pages, filters=filters, query=query, categories=_categories(rows), overlaps=overlaps,
+        category_labels=dict(_categories(rows)),
+        flagged_total=flagged_total, city=_city_name(), origin_labels=workbench.ORIGIN_LABELS,
+        overlap_labels=workbench.OVERLAP_LABELS,
+    )
+
+
+def _entry_or_404(entry_id: str) -> FaqEntry:
+    row = workbench.get_entry_row(get_session(), _municipality(), entry_id)
+    if row is None:
+        abort(404)
+    return row
+
+
+def _entry_page(row: FaqEntry | None, draft: EntryDraft, *, status: int = 200, errors: list[str] | None = None,
+                report: whatif.WhatIfReport | None = None, draft_overlaps: list[workbench.Overlap] | None = None,
+                version: str = "", cluster: review.Cluster | None = None, changes: list[workbench.FieldChange] | None = None) -> Any:
+    session = get_session()
+    rows = workbench.city_entries(session, _municipality())
+    overlaps = workbench.OVERLAPS.get(rows).of(row.entry_id) if row is not None else []
+    revisions = workbench.history(session, _municipality(), row.entry_id) if row is not None else []
+    return render_template(
+        "faq/entry.html", row=row, draft=draft, errors=errors or [], report=report, overlaps=overlaps,
+        draft_overlaps=draft_overlaps, revisions=revisions, diff=workbench.diff, categories=_categories(rows),
+        version=version or (workbench.version_of(row) if row is not None else ""), cluster=cluster,
+        action_labels=workbench.ACTION_LABELS, origin_labels=workbench.ORIGIN_LABELS, replay=_replay_defaults(),
+        overlap_labels=workbench.OVERLAP_LABELS, changes=changes, source_labels=whatif.SOURCE_LABELS,
+        title_max=TITLE_MAX, titles={**{r.entry_id: r.title for r in rows}, draft.entry_id: draft.title},
+    ), status
+
+
+@bp.get("/entries/<path:entry_id>")
+@require_role(*EDIT_ROLES)
+def entry(entry_id: str) -> Any:
+    """One entry: the edit form, its overlaps and its history."""
+    row = _entry_or_404(entry_id)
+    return _entry_page(row, EntryDraft.from_row(row))
+
+
+@bp.post("/entries/<path:entry_id>")
+@require_role(*EDIT_ROLES)
+def entry_save(entry_id: str) -> Any:
+    """Preview the effect of an edit (intent=preview) or save it."""
+    session = get_session()
+    row = _entry_or_404(entry_id)
+    draft = _draft_from_form(row.entry_id)
+    version = request.form.get("version", "")
+    errors = workbench.validate_draft(session, _municipality(), draft, is_new=False)
+    if errors:
+        return _entry_page(row, draft, status=400, errors=errors, version=version)
+    changes = workbench.diff(workbench.snapshot(row), draft.snapshot())
+    if request.form.get("intent") == "preview":
+        report = _what_if({row.entry_id: draft.to_kb_entry(_municipality()) if draft.is_published else None})
+        return _entry_page(row, draft, report=report, version=version, changes=changes,
+                           draft_overlaps=workbench.overlaps_for_draft(session, _municipality(), draft))
+    try:
+        changed = workbench.update_entry(session, row, draft, current_staff(), expected_version=version or None)
+    except StaleEditError as exc:
+        session.rollback()
+        return _entry_page(row, draft, status=409, errors=[str(exc)], version=version)
+    except EntryValidationError as exc:
+        session.rollback()
+        return _entry_page(row, draft, status=400, errors=exc.errors, version=version)
+    if not changed:
+        flash("変更はありませんでした。", "info")
+        return redirect(url_for("faq_admin.entry", entry_id=row.entry_id))
+    audit(session, "faq_entry_edit", row.entry_id, fields=[c.name for c in changes])
+    session.commit()
+    flash(f"「{row.title}」を保存しました。次の質問から新しい内容で回答します。", "success")
+    return redirect(url_for("faq_admin.entry", entry_id=row.entry_id))
+
+
+def _cluster_by_key(key: str | None, days: int | None = None) -> review.Cluster | None:
+    if not key:
+        return None
+    queue = review.review_queue(get_session(), _municipality(), days=days or _days_arg())
+    return review.find_cluster(queue, key)
+
+
+def _days_arg() -> int:
+    try:
+        days = int(request.values.get("days", review.DEFAULT_DAYS))
+    except ValueError:
+        days = review.DEFAULT_DAYS
+    return min(max(days, 1), 3650)
+
+
+def _prefill_from_cluster(cluster: review.Cluster, suggestions: list[review.Suggestion]) -> EntryDraft:
+    rep = cluster.representative.text
+    others = [p.text for p in cluster.examples(50) if p.text != rep]
+    category = ""
+    if suggestions:
+        top = workbench.get_entry_row(get_session(), _municipality(), suggestions[0].entry_id)
+        category = top.category if top is not None else ""
+    stamp = utcnow().strftime("%Y%m%d")
+    suffix = hashlib.sha1(cluster.representative.norm.encode()).hexdigest()[:6]
+    return EntryDraft(entry_id=f"staff-{stamp}-{suffix}", category=category, title=rep[: TITLE_MAX],
+                      question=rep, alternates=tuple(others), is_published=True)
+
+
+@bp.get("/entries/new")
+@require_role(*EDIT_ROLES)
+def entry_new() -> Any:
+    """A form for a new entry (prefilled from a cluster of unanswered questions with ?cluster=)."""
+    cluster = _cluster_by_key(request.args.get("cluster"))
+    if request.args.get("cluster") and cluster is None:
+        flash("その未回答のまとまりは見つかりませんでした（対応済みの可能性があります）。", "error")
+    if cluster is not None:
+        draft = _prefill_from_cluster(cluster, review.suggest_entries(get_session(), _municipality(), cluster, limit=1))
+    else:
+        draft = EntryDraft(entry_id=f"staff-{utcnow().strftime('%Y%m%d-%H%M%S')}", category="", title="", question="")
+    return _entry_page(None, draft, cluster=cluster)
+
+
+@bp.post("/entries/new")
+@require_role(*EDIT_ROLES)
+def entry_create() -> Any:
+    """Preview or create a new entry (and close the cluster it came from)."""
+    session = get_session()
+    draft = _draft_from_form(request.form.get("entry_id", ""))
+    cluster = _cluster_by_key(request.form.get("cluster"))
+    errors = workbench.validate_draft(session, _municipality(), draft, is_new=True)
+    if errors:
+        return _entry_page(None, draft, status=400, errors=errors, cluster=cluster)
+    extra = [p.text for p in cluster.phrasings] if cluster is not None else []
+    if request.form.get("intent") == "preview":
+        report = _what_if({draft.entry_id: draft.to_kb_entry(_municipality()) if draft.is_published else None}, extra)
+        return _entry_page(None, draft, report=report, cluster=cluster,
+                           draft_overlaps=workbench.overlaps_for_draft(session, _municipality(), draft))
+    actor = current_staff()
+    try:
+        row = workbench.create_entry(session, _municipality(), draft, actor,
+                                     note="未回答の質問から作成" if cluster is not None else "")
+    except EntryValidationError as exc:
+        session.rollback()
+        return _entry_page(None, draft, status=400, errors=exc.errors, cluster=cluster)
+    detail: dict[str, Any] = {"published": row.is_published}
+    if cluster is not None:
+        decision = review.mark_resolved(session, _municipality(), cluster, "created", row.entry_id, actor)
+        detail.update(cluster=cluster.key, questions=cluster.count, decision=decision.id)
+    audit(session, "faq_entry_create", row.entry_id, **detail)
+    session.commit()
+    flash(f"新しい項目「{row.title}」を作成しました。" + ("次の質問から回答に使われます。" if row.is_published else "（非公開）"), "success")
+    return redirect(url_for("faq_admin.entry", entry_id=row.entry_id))
+
+
+@bp.post("/entries/<path:entry_id>/publish")
+@require_role(*EDIT_ROLES)
+def entry_publish(entry_id: str) -> Any:
+    """Publish (published=1) or unpublish (published=0) an entry."""
+    session = get_session()
+    row = _entry_or_404(entry_id)
+    published = request.form.get("published") == "1"
+    if workbench.set_published(session, row, published, current_staff()):
+        audit(session, "faq_entry_publish" if published else "faq_entry_unpublish", row.entry_id)
+        session.commit()
+        flash(f"「{row.title}」を{'公開' if published else '非公開に'}しました。", "success")
+    else:
+        flash(f"「{row.title}」は既に{'公開' if published else '非公開'}です。", "info")
+    back = request.form.get("next", "")
+    return redirect(auth.safe_next_url(back) or url_for("faq_admin.entry", entry_id=row.entry_id))
+
+
+@bp.post("/entries/<path:entry_id>/revert/<int:revision_id>")
+@require_role(*EDIT_ROLES)
+def entry_revert(entry_id: str, revision_id: int) -> Any:
+    """Restore the content an entry had after (which=after) or before (which=before) a change."""
+    session = get_session()
+    row = _entry_or_404(entry_id)
+    revision = session.get(FaqRevision, revision_id)
+    which = "before" if request.form.get("which") == "before" else "after"
+    if revision is None or revision.entry_id != row.entry_id or revision.municipality != row.municipality:
+        flash("その履歴は見つかりません。", "error")
+        return redirect(url_for("faq_admin.entry", entry_id=row.entry_id))
+    try:
+        changed = workbench.revert_entry(session, row, revision, which, current_staff())
+    except EntryValidationError as exc:
+        session.rollback()
+        flash("戻せませんでした: " + " ".join(exc.errors), "error")
+        return redirect(url_for("faq_admin.entry", entry_id=row.entry_id))
+    except ValueError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("faq_admin.entry", entry_id=row.entry_id))
+    if changed:
+        audit(session, "faq_entry_revert", row.entry_id, revision=revision.id, which=which)
+        session.commit()
+        flash(f"「{row.title}」を履歴 #{revision.id} の{'変更前' if which == 'before' else '変更後'}の内容に戻しました。", "success")
+    else:
+        flash("現在の内容と同じため、変更しませんでした。", "info")
+    return redirect(url_for("faq_admin.entry", entry_id=row.entry_id))
+
+
+# --- review of unanswered questions -----------------------------------------------------------------
+
+
+@bp.get("/review")
+@require_role(*EDIT_ROLES)
+def review_list() -> str:
+    """Clusters of unanswered questions, biggest (or newest) first."""
+    days = _days_arg()
+    sort = "recent" if request.args.get("sort") == "recent" else "size"
+    queue = review.review_queue(get_session(), _municipality(), days=days, sort=sort)
+    return render_template(
+        "faq/review.html", queue=queue, clusters=queue.clusters[:MAX_CLUSTERS_SHOWN], days=days, sort=sort,
+        days_choices=DAYS_CHOICES, reason_labels=review.REASON_LABELS, city=_city_name(),
+    )
+
+
+def _cluster_page(cluster: review.Cluster, *, status: int = 200, errors: list[str] | None = None,
+                  report: whatif.WhatIfReport | None = None, selected_entry: str | None = None,
+                  selected_texts: set[str] | None = None, reason: str = "", preview_entry: FaqEntry | None = None) -> Any:
+    session = get_session()
+    suggestions = review.suggest_entries(session, _municipality(), cluster)
+    rows = workbench.city_entries(session, _municipality())
+    confident = [x for x in suggestions if x.score >= SUGGESTION_MIN_SCORE]
+    if selected_entry is None:
+        selected_entry = confident[0].entry_id if confident else ""
+    collisions: dict[str, list[tuple[str, str]]] = {}
+    by_norm: dict[str, list[tuple[str, str]]] = {}
+    for r in rows:
+        for text in (r.question, r.title, *(r.alternates or [])):
+            by_norm.setdefault(workbench.normalize(text), []).append((r.entry_id, r.title))
+    for p in cluster.phrasings:
+        owners = [o for o in by_norm.get(p.norm, []) if o[0] != selected_entry]
+        if owners:
+            collisions[p.text] = owners
+    return render_template(
+        "faq/cluster.html", cluster=cluster, suggestions=suggestions, entries=rows, selected_entry=selected_entry,
+        selected_texts=selected_texts if selected_texts is not None else {p.text for p in cluster.phrasings},
+        errors=errors or [], report=report, reason=reason, reason_labels=review.REASON_LABELS, days=_days_arg(),
+        replay=_replay_defaults(), source_labels=whatif.SOURCE_LABELS, collisions=collisions,
+        preview_entry=preview_entry, titles={r.entry_id: r.title for r in rows}, has_confident=bool(confident),
+    ), status
+
+
+def _cluster_or_redirect(key: str) -> review.Cluster | Response:
+    cluster = _cluster_by_key(key)
+    if cluster is None:
+        flash("その未回答のまとまりは見つかりませんでした。既に対応済みか、期間外の可能性があります。", "error")
+        return redirect(url_for("faq_admin.review_list"))
+    return cluster
+
+
+@bp.get("/review/<key>")
+@require_role(*EDIT_ROLES)
+def cluster(key: str) -> Any:
+    """One cluster: its questions, the likely entries, and what staff can do with it."""
+    found = _cluster_or_redirect(key)
+    if isinstance(found, Response):
+        return found
+    return _cluster_page(found)
+
+
+@bp.post("/review/<key>/attach")
+@require_role(*EDIT_ROLES)
+def cluster_attach(key: str) -> Any:
+    """Add the cluster's (chosen) questions as alternates of an entry: preview first, or save."""
+    found = _cluster_or_redirect(key)
+    if isinstance(found, Response):
+        return found
+    session = get_session()
+    entry_id = request.form.get("entry_id", "")
+    chosen = set(request.form.getlist("texts"))
+    part = review.Cluster([p for p in found.phrasings if p.text in chosen])
+    row = workbench.get_entry_row(session, _municipality(), entry_id) if entry_id else None
+    errors = []
+    if row is None:
+        errors.append("追加先の項目を選んでください。")
+    if not part.phrasings:
+        errors.append("追加する質問を1つ以上選んでください。")
+    if errors:
+        return _cluster_page(found, status=400, errors=errors, selected_entry=entry_id, selected_texts=chosen)
+    assert row is not None
+    texts = [p.text for p in part.examples(len(part.phrasings))]
+    if request.form.get("intent") == "preview":
+        existing = [row.question, row.title, *(row.alternates or [])]
+        new = workbench.dedupe_phrasings(texts, also_exclude=existing)
+        draft = EntryDraft.from_row(row)
+        draft = dataclasses.replace(draft, alternates=(*draft.alternates, *new))
+        report = _what_if({row.entry_id: draft.to_kb_entry(_municipality()) if row.is_published else None}, texts)
+        return _cluster_page(found, report=report, selected_entry=entry_id, selected_texts=chosen, preview_entry=row)
+    actor = current_staff()
+    added = workbench.add_alternates(session, row, texts, actor, note=f"未回答の質問（{part.count}件）から追加")
+    decision = review.mark_resolved(session, _municipality(), part, "attached", row.entry_id, actor)
+    audit(session, "faq_attach", row.entry_id, cluster=found.key, questions=part.count, added=len(added), decision=decision.id)
+    session.commit()
+    if added:
+        flash(f"「{row.title}」に言い換えを {len(added)} 件追加しました。"
+              + ("次の質問から回答に使われます。" if row.is_published else "この項目は非公開のため、公開すると回答に使われます。"), "success")
+    else:
+        flash(f"選んだ質問は「{row.title}」の言い換えに既にあります。まとまりは対応済みにしました。", "info")
+    return redirect(url_for("faq_admin.review_list"))
+
+
+@bp.post("/review/<key>/out-of-scope")
+@require_role(*EDIT_ROLES)
+def cluster_out_of_scope(key: str) -> Any:
+    """Mark the cluster out of scope (with a reason); similar questions stop appearing."""
+    found = _cluster_or_redirect(key)
+    if isinstance(found, Response):
+        return found
+    session = get_session()
+    reason = request.form.get("reason", "")
+    try:
+        decision = review.mark_out_of_scope(session, _municipality(), found, reason, current_staff())
+    except ValueError as exc:
+        session.rollback()
+        return _cluster_page(found, status=400, errors=[str(exc)], reason=reason)
+    # The audit log names the cluster, not residents' (masked) words.
+    audit(session, "faq_out_of_scope", f"cluster:{found.key}", questions=found.count, decision=decision.id,
+          reason=reason.strip()[:200])
+    session.commit()
+    flash(f"「{found.representative.text[:30]}」ほか {found.count} 件を対象外にしました。似た質問は今後この一覧に出ません。", "success")
+    return redirect(url_for("faq_admin.review_list"))
+
+
+@bp.get("/review/decisions")
+@require_role(*EDIT_ROLES)
+def decisions() -> str:
+    """What staff decided about clusters (out of scope ones can be reopened)."""
+    session = get_session()
+    rows = review.decisions(session, _municipality())
+    queue = review.review_queue(session, _municipality(), days=_days_arg())
+    return render_template("faq/decisions.html", rows=rows, joined=queue.joined_out_of_scope, kind_labels=review.KIND_LABELS,
+                           titles={r.entry_id: r.title for r in workbench.city_entries(session, _municipality())})
+
+
+@bp.post("/review/decisions/<int:decision_id>/reopen")
+@require_role(*EDIT_ROLES)
+def decision_reopen(decision_id: int) -> Response:
+    """Undo an out-of-scope decision: its questions come back to the review list."""
+    session = get_session()
+    decision = session.get(ReviewDecision, decision_id)
+    if decision is None or decision.municipality != _municipality() or decision.kind != "out_of_scope" or not decision.is_active:
+        flash("取り消せる判断が見つかりません。", "error")
+        return redirect(url_for("faq_admin.decisions"))
+    review.reopen(session, decision)
+    audit(session, "faq_reopen", f"cluster:{decision.cluster_key}", decision=decision.id)
+    session.commit()
+    flash("対象外を取り消しました。質問は未回答の一覧に戻ります。", "success")
+    return redirect(url_for("faq_admin.decisions"))
+
+
+# --- import / export ------------------------------------------------------------------------------
+
+
+def _decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp932"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ImportError_([(1, "文字コードを判別できません（UTF-8 または Shift_JIS で保存してください）")])
+
+
+def _import_plan(text: str) -> dict[str, Any]:
+    """What importing this CSV would change (raises ImportError_ with every bad line)."""
+    entries = parse_csv(text, _municipality())
+    existing = {r.entry_id: r for r in workbench.city_entries(get_session(), _municipality())}
+    added, updated, unchanged = [], [], []
+    for e in entries:
+        row = existing.get(e.id)
+        if row is None:
+            added.append(e)
+            continue
+        fields = []
+        for name in ENTRY_FIELDS:
+            new = getattr(e, name)
+            new = list(new) if isinstance(new, tuple) else new
+            if getattr(row, name) != new:
+                fields.append(name)
+        if fields:
+            updated.append((e, row, fields))
+        else:
+            unchanged.append(e)
+    overwritten = [row.entry_id for _, row, _ in updated if row.is_staff_edited]
+    return {"entries": entries, "added": added, "updated": updated, "unchanged": unchanged, "overwritten": overwritten}
+
+
+@bp.get("/import")
+@require_role(*EDIT_ROLES)
+def import_page() -> str:
+    """Upload a CSV (either format) for a preview; download the entries as CSV."""
+    return render_template("faq/import.html", plan=None, errors=None, city=_city_name())
+
+
+@bp.post("/import")
+@require_role(*EDIT_ROLES)
+def import_preview() -> Any:
+    """Validate an uploaded CSV and show what it would change (kept as a draft until confirmed)."""
+    upload = request.files.get("file")
+    filename = (upload.filename or "")[:200] if upload else ""
+    if upload is None or not filename:
+        return render_template("faq/import.html", plan=None, errors=[(0, "CSVファイルを選んでください。")], city=_city_name()), 400
+    data = upload.stream.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        return render_template("faq/import.html", plan=None, errors=[(0, "ファイルが大きすぎます（5MBまで）。")],
+                               city=_city_name(), filename=filename), 400
+    try:
+        text = _decode(data)
+        plan = _import_plan(text)
+    except ImportError_ as exc:
+        return render_template("faq/import.html", plan=None, errors=exc.errors, city=_city_name(), filename=filename), 400
+    # The file waits in the database (not in the page: forms are limited in size, and any worker may
+    # receive the confirmation); drafts older than a day are dropped.
+    session = get_session()
+    session.execute(delete(ImportDraft).where(ImportDraft.created_at < utcnow() - IMPORT_DRAFT_TTL))
+    actor = current_staff()
+    draft = ImportDraft(token=secrets.token_urlsafe(24), municipality=_municipality(),
+                        staff_user_id=actor.id if actor else None, filename=filename, csv_text=text, created_at=utcnow())
+    session.add(draft)
+    session.commit()
+    return render_template("faq/import.html", plan=plan, errors=None, token=draft.token, filename=filename, city=_city_name(),
+                           labels=workbench.FIELD_LABELS)
+
+
+@bp.post("/import/confirm")
+@require_role(*EDIT_ROLES)
+def import_confirm() -> Any:
+    """Import the previewed CSV (validated again; all or nothing), recording each change in the history."""
+    session = get_session()
+    actor = current_staff()
+    draft = session.scalar(select(ImportDraft).where(ImportDraft.token == request.form.get("token", "")))
+    if (draft is None or draft.municipality != _municipality()
+            or draft.staff_user_id != (actor.id if actor else None)):
+        flash("取り込む内容が見つかりません。もう一度ファイルを選んでください。", "error")
+        return redirect(url_for("faq_admin.import_page"))
+    filename = draft.filename
+    try:
+        plan = _import_plan(draft.csv_text)
+    except ImportError_ as exc:
+        return render_template("faq/import.html", plan=None, errors=exc.errors, city=_city_name(), filename=filename), 400
+    before = {row.entry_id: workbench.snapshot(row) for row in workbench.city_entries(session, _municipality())}
+    report: LoadReport = upsert_entries(session, _municipality(), plan["entries"], origin="import", overwrite_staff_edits=True)
+    for entry_id in [*report.added, *report.updated]:
+        row = workbench.get_entry_row(session, _municipality(), entry_id)
+        if row is None:
+            continue
+        row.updated_at = utcnow()
+        session.add(FaqRevision(
+            municipality=row.municipality, entry_id=row.entry_id, action="import", at=utcnow(),
+            staff_user_id=actor.id if actor else None, username=actor.username if actor else "",
+            before=before.get(entry_id), after=workbench.snapshot(row), note=f"CSV取り込み: {filename}",
+        ))
+    session.delete(draft)
+    audit(session, "faq_import", filename, added=len(report.added), updated=len(report.updated),
+          unchanged=len(report.unchanged))
+    session.commit()
+    flash(f"取り込みました（{report.summary()}）。次の質問から新しい内容で回答します。", "success")
+    return redirect(url_for("faq_admin.index"))
+
+
+@bp.get("/export")
+@require_role(*EDIT_ROLES)
+def export() -> Response:
+    """The city's entries as CSV (format=project or kosodate), UTF-8 with BOM so Excel reads it."""
+    kind = "kosodate" if request.args.get("format") == "kosodate" else "project"
+    session = get_session()
+    body = export_csv(session, _municipality(), kind)
+    audit(session, "faq_export", kind)
+    session.commit()
+    name = f"faq-{_municipality()}-{kind}-{dt.date.today():%Y%m%d}.csv"
+    return Response("\ufeff" + body, mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 def init_app(app: Flask) -> None:
-    """Register the pages and the navigation entry."""
+    """Register the pages, the navigation entry and the audit labels."""
     app.register_blueprint(bp)
-    register_nav("FAQ管理", "faq_admin.index", ['faq'], order=20)
+    register_nav("FAQ管理", "faq_admin.index", list(EDIT_ROLES), order=20)
+    auth.AUDIT_ACTION_LABELS.update(AUDIT_LABELS)
+

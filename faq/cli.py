@@ -1,4 +1,4 @@
-"""`flask faq ...`: load, import, export, ask and evaluate the knowledge base."""
+"""`flask faq ...`: load, import, export, ask and evaluate the knowledge base; review unanswered questions."""
 
 from __future__ import annotations
 
@@ -10,10 +10,12 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from bot.admin import jst
 from bot.db import get_db
-from faq import service
+from faq import review, service
 from faq.evaluation import evaluate, parse_eval_tsv
 from faq.kb import KBError
+from faq.retention import purge_log_command
 from faq.store import ImportError_, export_csv, import_csv, load_repo_kb, read_text
 
 faq_cli = AppGroup("faq", help="FAQ knowledge base (MUNICIPALITY chooses the city).")
@@ -62,7 +64,7 @@ def _decide(question: str) -> dict[str, object]:
     with get_db().session() as session:
         if service._smalltalk(question) is not None:
             return {"question": question, "decision": "unknown", "topic": None, "score": 0.0, "candidates": []}
-        d = service.decide(session, _municipality(), question, service.thresholds_from(current_app.config))
+        d = service.decide(session, _municipality(), question, service.thresholds_from(current_app.config, service.INDEXES.get(session, _municipality())[0].default_thresholds))
     return {
         "question": question,
         "decision": d.kind,
@@ -98,8 +100,9 @@ def eval_(file: Path, misses: bool) -> None:
         cases = parse_eval_tsv(file.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    thresholds = service.thresholds_from(current_app.config)
     with get_db().session() as session:
+        index, _ = service.INDEXES.get(session, _municipality())
+        thresholds = service.thresholds_from(current_app.config, index.default_thresholds)
         result = evaluate(cases, lambda q: service.decide(session, _municipality(), q, thresholds))
     click.echo(f"municipality: {_municipality()}")
     for line in result.lines():
@@ -107,3 +110,48 @@ def eval_(file: Path, misses: bool) -> None:
     if misses:
         for question, expected, got in result.misses:
             click.echo(f"miss\t{question}\texpected={expected}\tgot={got}")
+
+
+@faq_cli.command("review")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000), help="how many clusters to list")
+@click.option("--days", default=review.DEFAULT_DAYS, show_default=True, type=click.IntRange(1, 3650),
+              help="questions of the last DAYS days")
+@click.option("--sort", type=click.Choice(["size", "recent"]), default="size", show_default=True,
+              help="biggest or newest clusters first")
+@click.option("--examples", default=3, show_default=True, type=click.IntRange(0, 50), help="phrasings shown per cluster")
+@click.option("--suggest/--no-suggest", default=True, show_default=True, help="also rank the likely entries")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per cluster and line")
+def review_(limit: int, days: int, sort: str, examples: int, suggest: bool, as_json: bool) -> None:
+    """List the top clusters of unanswered questions (not known, 「役に立たなかった」, 「どれでもない」)."""
+    municipality = _municipality()
+    with get_db().session() as session:
+        queue = review.review_queue(session, municipality, days=days, sort=sort)
+        clusters = queue.clusters[:limit]
+        suggestions = {c.key: review.suggest_entries(session, municipality, c, limit=3) if suggest else [] for c in clusters}
+    if not as_json:
+        click.echo(f"{municipality}: 未対応の質問 {queue.questions} 件 → {len(queue.clusters)} のまとまり（過去{days}日、"
+                   f"{'新しい順' if sort == 'recent' else '件数の多い順'}）")
+    for rank, cluster in enumerate(clusters, 1):
+        reasons = {k: cluster.reasons[k] for k in review.REASON_LABELS if cluster.reasons[k]}
+        if as_json:
+            click.echo(json.dumps({
+                "key": cluster.key, "count": cluster.count, "representative": cluster.representative.text,
+                "first_seen": cluster.first_seen.isoformat(), "last_seen": cluster.last_seen.isoformat(),
+                "reasons": reasons,
+                "examples": [{"text": p.text, "count": p.count} for p in cluster.examples(max(examples, 1))],
+                "suggestions": [{"entry_id": s.entry_id, "title": s.title, "score": s.score} for s in suggestions[cluster.key]],
+            }, ensure_ascii=False))
+            continue
+        why = "、".join(f"{review.REASON_LABELS[k]} {n}" for k, n in reasons.items())
+        click.echo(f"{rank}. {cluster.count}件「{cluster.representative.text}」"
+                   f"  最初 {jst(cluster.first_seen)} / 最新 {jst(cluster.last_seen)}  [{why}]  key={cluster.key}")
+        others = [p for p in cluster.examples(examples + 1) if p.norm != cluster.representative.norm]
+        for p in others[:examples]:
+            click.echo(f"     - {p.text}" + (f" (×{p.count})" if p.count > 1 else ""))
+        if suggestions[cluster.key]:
+            click.echo("     候補: " + "、".join(f"{s.title}（{s.entry_id} {s.score:.2f}）" for s in suggestions[cluster.key]))
+    if not clusters and not as_json:
+        click.echo("未対応の質問はありません。")
+
+
+faq_cli.add_command(purge_log_command)

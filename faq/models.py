@@ -61,3 +61,73 @@ class QuestionLog(Base):
     is_helpful: Mapped[bool | None] = mapped_column()
     # After 「もしかして」: the entry the resident chose ("" = 「どれでもない」) — a labelled example.
     chosen_topic: Mapped[str | None] = mapped_column(String(128))
+
+
+class FaqRevision(Base):
+    """One change to an entry made by staff or an import: who, when, the entry before and after."""
+
+    __tablename__ = "faq_revisions"
+    __table_args__ = (Index("ix_faq_revisions_municipality_entry_id", "municipality", "entry_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality: Mapped[str] = mapped_column(String(32))
+    entry_id: Mapped[str] = mapped_column(String(128))
+    # create | edit | publish | unpublish | revert | attach | import
+    action: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(64), default="")
+    # Snapshots of the entry's editable fields (faq.workbench.SNAPSHOT_FIELDS); None before a create.
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ReviewDecision(Base):
+    """What staff decided about a cluster of unanswered questions.
+
+    `kind` is "out_of_scope" (with a reason; later similar questions join it and stay hidden),
+    "attached" (its questions became alternates of `entry_id`) or "created" (a new entry).
+    `member_texts` are the normalised questions of the cluster: what new questions are compared to.
+    """
+
+    __tablename__ = "faq_review_decisions"
+    __table_args__ = (Index("ix_faq_review_decisions_municipality_kind", "municipality", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    cluster_key: Mapped[str] = mapped_column(String(64))
+    representative: Mapped[str] = mapped_column(Text)
+    member_texts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    examples: Mapped[list[str]] = mapped_column(JSON, default=list)
+    question_count: Mapped[int] = mapped_column(default=0)
+    entry_id: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    decided_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(64), default="")
+
+
+class ReviewMark(Base):
+    """A logged question dealt with by a review decision (it leaves the review queue)."""
+
+    __tablename__ = "faq_review_marks"
+
+    log_id: Mapped[int] = mapped_column(ForeignKey("faq_question_log.id", ondelete="CASCADE"), primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("faq_review_decisions.id", ondelete="CASCADE"), index=True)
+
+
+class ImportDraft(Base):
+    """An uploaded CSV awaiting the staff member's confirmation after the preview (kept briefly)."""
+
+    __tablename__ = "faq_import_drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    municipality: Mapped[str] = mapped_column(String(32))
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(200), default="")
+    csv_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

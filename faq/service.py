@@ -115,6 +115,15 @@ def to_kb_entry(row: FaqEntry) -> KBEntry:
     )
 
 
+def _place_names(municipality: str) -> tuple[str, ...]:
+    """Places the city's knowledge base may be asked about: its name and districts."""
+    try:
+        city = load_city(municipality)
+    except Exception:  # noqa: BLE001 - an imported-only city without city.yaml still answers
+        return ()
+    return (city.name, *city.districts)
+
+
 def _content_key(entries: list[KBEntry]) -> str:
     """A hash of everything the matcher looks at, so identical knowledge bases share an index."""
     digest = hashlib.sha256()
@@ -156,7 +165,8 @@ class _IndexCache:
             entries = [to_kb_entry(r) for r in rows]
             content = _content_key(entries)
             if content not in self._by_content:
-                index = MatcherIndex.build(entries, cache_dir=EMBEDDING_CACHE_DIR)
+                index = MatcherIndex.build(entries, cache_dir=EMBEDDING_CACHE_DIR,
+                                           place_names_known=_place_names(municipality))
                 self._by_content[content] = (index, {e.id: e for e in entries})
                 log.info("FAQ index built: municipality=%s entries=%d", municipality, len(entries))
                 while len(self._by_content) > 8:  # old versions after edits: keep memory bounded
@@ -173,12 +183,12 @@ def view(entry: KBEntry) -> EntryView:
     return EntryView(entry.id, entry.title, entry.answer, entry.category)
 
 
-def thresholds_from(config: dict[str, Any]) -> Thresholds | None:
-    """Decision thresholds from settings (None: the matcher's measured defaults)."""
+def thresholds_from(config: dict[str, Any], default: Thresholds | None = None) -> Thresholds | None:
+    """Decision thresholds from settings, the rest from `default` (None: the index's measured defaults)."""
     values = [config.get(k) for k in ("FAQ_ANSWER_THRESHOLD", "FAQ_CLARIFY_THRESHOLD", "FAQ_MARGIN")]
     if all(v is None for v in values):
         return None
-    default = Thresholds()
+    default = default or Thresholds()
     return Thresholds(
         answer=float(values[0] if values[0] is not None else default.answer),
         clarify=float(values[1] if values[1] is not None else default.clarify),
@@ -240,7 +250,7 @@ def prepare_answer(session: Session, text: str, config: dict[str, Any]) -> Prepa
     if kind is not None:
         return PreparedAnswer(text, kind, None, {})
     index, by_id = INDEXES.get(session, config["MUNICIPALITY"])
-    return PreparedAnswer(text, None, index.match(text, thresholds_from(config)), by_id)
+    return PreparedAnswer(text, None, index.match(text, thresholds_from(config, index.default_thresholds)), by_id)
 
 
 def answer_question(session: Session, text: str, config: dict[str, Any], resident_id: int | None = None,

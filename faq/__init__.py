@@ -1,0 +1,1 @@
+"""FAQ: knowledge base, Japanese normaliser and matcher for residents' questions."""

@@ -1,0 +1,596 @@
+"""Match a resident's question to knowledge-base entries: a pure function of (index, text)."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import logging
+import math
+import os
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+# Single-threaded BLAS before numpy loads (see faq.embed for the reason).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+from rapidfuzz import fuzz  # noqa: E402
+
+from faq.normalize import Analysis, Token, analyze, clean, fold_kana, normalize  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+# Residents' questions are short; anything longer is pasted text. Truncating bounds the
+# cost of tokenising (Sudachi) and fuzzy matching however large the input is.
+MAX_QUERY_CHARS = 200
+# Longer than this is pasted text, not a question: offer candidates, never answer outright.
+MAX_ANSWERABLE_CHARS = 400
+# Answers only help recall a little; their tail adds nothing but index size.
+MAX_ANSWER_CHARS = 1000
+TOP_K = 30  # candidates re-scored with the slower per-phrasing features
+
+
+class EntryLike(Protocol):
+    """What the matcher needs from an entry (KBEntry or a database row)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def question(self) -> str: ...
+    @property
+    def alternates(self) -> Sequence[str]: ...
+    @property
+    def keywords(self) -> Sequence[str]: ...
+    @property
+    def answer(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One ranked entry and its calibrated score in [0, 1]."""
+
+    entry_id: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a question: answer it, ask 「もしかして」, or admit not knowing."""
+
+    kind: Literal["answer", "clarify", "unknown"]
+    entry_id: str | None
+    score: float
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds on the calibrated score."""
+
+    answer: float = 0.55
+    clarify: float = 0.30
+    margin: float = 0.05
+
+
+@dataclass(frozen=True)
+class Params:
+    """Ranking weights; fixed by measurement (bench/faq), exposed for the benchmark's sweeps."""
+
+    w_word: float = 0.30  # BM25F over words (question/alternates/title, keywords, answer)
+    w_phrase: float = 0.10  # best word-overlap cosine against one phrasing
+    w_char: float = 0.20  # BM25F over character bigrams (typos, hiragana-only input)
+    w_embed: float = 0.40  # sentence-embedding cosine (dropped and renormalised when off)
+    field_q: float = 1.0
+    field_k: float = 1.0
+    field_a: float = 0.3
+    # Bigrams of the answers too? Measured: no gain on dev+extra, and they are most of the
+    # bigram index (memory, build time), so no.
+    char_answer: bool = False
+    k1: float = 1.2
+    b: float = 0.5
+    # Sudachi split: "C" long words, "A" short units, "AC" long words plus their short parts
+    # at sub_weight, so 印鑑登録証明書 also meets 印鑑証明. The three measured within one or
+    # two questions of each other on dev+extra and misspelt variants; AC is the middle way.
+    split: Literal["A", "C", "AC"] = "AC"
+    sub_weight: float = 0.5  # weight of mode-A parts of a compound word
+    noun_weight: float = 1.0
+    verb_weight: float = 0.6  # verbs, adjectives, adverbs
+    kana_oov_weight: float = 0.3
+    # Share of the remaining distance closed when a misspelt keyword is spotted (measured on
+    # deliberately misspelt questions: small gain at 0.2, worse top-1 from 0.4 up).
+    keyword_bonus: float = 0.2
+    fuzzy_floor: float = 0.88  # fuzz.ratio at or above this is treated as "the same question"
+    embed_floor: float = 0.25  # USE cosine of unrelated Japanese sentences sits around here
+    # "mean": one centroid per entry. Measured as good as the best single phrasing ("max")
+    # on the dev and extra questions, at a tenth of the memory and time.
+    embed_pool: Literal["max", "mean"] = "mean"
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+# Without embeddings the lexical scores run higher for look-alike off-topic questions.
+LEXICAL_THRESHOLDS = Thresholds(answer=0.60, clarify=0.30, margin=0.06)
+DEFAULT_PARAMS = Params()
+
+
+def _as_strings(value: object) -> list[str]:
+    """A list of strings from a sequence, or from newline-separated text (database rows)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [s for s in value.splitlines() if s.strip()]
+    return [str(s) for s in value if str(s).strip()]  # type: ignore[attr-defined]
+
+
+def _bigrams(folded: str) -> list[str]:
+    """Character bigrams within space-separated chunks (a lone character stands alone)."""
+    grams: list[str] = []
+    for chunk in folded.split():
+        if len(chunk) == 1:
+            grams.append(chunk)
+        else:
+            grams.extend(chunk[i : i + 2] for i in range(len(chunk) - 1))
+    return grams
+
+
+def char_grams(text: str, analysis: Analysis | None = None) -> list[str]:
+    """Bigrams of the normalised text and of its kana reading (so しんせい meets 申請)."""
+    analysis = analysis or analyze(text)
+    surface = fold_kana(analysis.prepared)
+    grams = _bigrams(surface)
+    read = analysis.reading
+    if read and read != surface:
+        grams.extend(_bigrams(read))
+    return grams
+
+
+def _weighted_tokens(toks: list[Token], p: Params, vocab: dict[str, int] | None = None) -> dict[str, float]:
+    """Terms with a weight: nouns 1, verbs/adjectives less (they rarely name the topic),
+    mode-A parts of a compound scaled by sub_weight. With vocab (query side), hiragana-only
+    words the knowledge base never uses are damped: they are mostly Sudachi cutting a
+    kana-typed word into pieces (てんにゅう -> てん/にゅう), which the character bigrams
+    of the reading match instead."""
+    out: dict[str, float] = {}
+    for i, t in enumerate(toks):
+        if p.split == "C" and t.part:
+            continue
+        if p.split == "A" and not t.part and i + 1 < len(toks) and toks[i + 1].part:
+            continue  # mode A: a compound is replaced by its parts
+        w = p.noun_weight if t.pos in _NOUN_POS else p.verb_weight
+        if t.part and p.split == "AC":
+            w *= p.sub_weight
+        if vocab is not None and t.kana and t.form not in vocab:
+            w *= p.kana_oov_weight
+        if w > out.get(t.form, 0.0):
+            out[t.form] = w
+    return out
+
+
+_NOUN_POS = frozenset({"名詞", "接尾辞", "接頭辞"})
+
+
+class _Postings:
+    """Compressed sparse rows: term id -> (row indices, values), for fast accumulation."""
+
+    def __init__(self, terms: np.ndarray, rows: np.ndarray, vals: np.ndarray, n_terms: int) -> None:
+        order = np.argsort(terms, kind="stable")
+        self.rows = rows[order].astype(np.int32)
+        self.vals = vals[order].astype(np.float32)
+        counts = np.bincount(terms, minlength=n_terms)
+        self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def accumulate(self, weights: dict[int, float], size: int) -> np.ndarray:
+        """Sum weight * value over the query terms, per row."""
+        idx_parts: list[np.ndarray] = []
+        val_parts: list[np.ndarray] = []
+        for term, w in weights.items():
+            lo, hi = self.indptr[term], self.indptr[term + 1]
+            if hi > lo:
+                idx_parts.append(self.rows[lo:hi])
+                val_parts.append(self.vals[lo:hi] * np.float32(w))
+        if not idx_parts:
+            return np.zeros(size, dtype=np.float32)
+        summed = np.bincount(np.concatenate(idx_parts), weights=np.concatenate(val_parts), minlength=size)
+        return summed.astype(np.float32)
+
+
+class _Vocabulary:
+    """term <-> dense id."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+
+    def add(self, term: str) -> int:
+        """Id of term, assigning a new one if needed."""
+        tid = self.ids.get(term)
+        if tid is None:
+            tid = self.ids[term] = len(self.ids)
+        return tid
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+FIELDS = ("q", "k", "a")  # question+alternates+title, keywords, answer
+
+
+class _Bm25fBuilder:
+    """Collects one row per (document, term) with its count in each field, as compact
+    arrays: memory stays modest even at 10,000 entries (millions of rows for bigrams)."""
+
+    def __init__(self) -> None:
+        self.vocab = _Vocabulary()
+        self.terms = array("i")
+        self.docs = array("i")
+        self.counts = [array("f") for _ in FIELDS]
+        self.lengths = [array("f") for _ in FIELDS]
+        self.n_docs = 0
+
+    def add(self, field_counts: Sequence[dict[str, float]]) -> None:
+        """Add the next document: one term->count mapping per field, in FIELDS order."""
+        doc = self.n_docs
+        self.n_docs += 1
+        for f, counts in enumerate(field_counts):
+            self.lengths[f].append(float(sum(counts.values())))
+        for term in dict.fromkeys(t for counts in field_counts for t in counts):
+            self.terms.append(self.vocab.add(term))
+            self.docs.append(doc)
+            for f, counts in enumerate(field_counts):
+                self.counts[f].append(counts.get(term, 0.0))
+
+    def build(self, field_weights: Sequence[float], k1: float, b: float) -> _FieldIndex:
+        """Postings of idf(t) * m(t, d), m = BM25F saturation clipped to [0, 1]."""
+        n, v = self.n_docs, len(self.vocab)
+        terms = np.frombuffer(self.terms, dtype=np.int32)
+        docs = np.frombuffer(self.docs, dtype=np.int32)
+        pseudo = np.zeros(len(terms), dtype=np.float32)
+        for f, weight in enumerate(field_weights):
+            lengths = np.frombuffer(self.lengths[f], dtype=np.float32)
+            avg = max(float(lengths.mean()) if n else 1.0, 1e-9)
+            norm = (1.0 - b + b * lengths / avg).astype(np.float32)
+            pseudo += np.float32(weight) * np.frombuffer(self.counts[f], dtype=np.float32) / norm[docs]
+        df = np.bincount(terms, minlength=v)
+        idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        # (k1+1)tf/(k1+tf) is 1 at tf=1: one plain occurrence counts fully, more is capped.
+        strength = np.minimum(np.float32(1.0), np.float32(k1 + 1.0) * pseudo / (np.float32(k1) + pseudo))
+        postings = _Postings(terms, docs, strength * idf[terms], v)
+        return _FieldIndex(self.vocab.ids, idf, float(np.log1p((n + 0.5) / 0.5)), postings)
+
+
+@dataclass
+class _FieldIndex:
+    """BM25F index whose per-term match strength is clipped to [0, 1]."""
+
+    vocab: dict[str, int]
+    idf: np.ndarray
+    oov_idf: float
+    postings: _Postings
+
+    def idf_of(self, term: str) -> float:
+        """idf of a term; unseen terms get the highest idf (they are the most specific)."""
+        tid = self.vocab.get(term)
+        return float(self.idf[tid]) if tid is not None else self.oov_idf
+
+    def coverage(self, weights: dict[str, float], size: int) -> np.ndarray:
+        """idf-weighted fraction of the query's terms each document matches, in [0, 1]."""
+        total = sum(w * self.idf_of(t) for t, w in weights.items())
+        if total <= 0:
+            return np.zeros(size, dtype=np.float32)
+        known = {self.vocab[t]: w for t, w in weights.items() if t in self.vocab}
+        return self.postings.accumulate(known, size) / np.float32(total)
+
+
+@dataclass
+class MatcherIndex:
+    """Everything needed to rank entries for a question; build once, match many times."""
+
+    ids: list[str]
+    params: Params
+    words: _FieldIndex
+    chars: _FieldIndex
+    phrase_postings: _Postings
+    phrase_norms: np.ndarray
+    phrase_starts: np.ndarray  # first phrasing of each entry (phrasings are grouped by entry)
+    phrase_texts: list[list[str]]  # normalised phrasings per entry, for the fuzzy fast path
+    keywords: list[list[str]]
+    exact: dict[str, list[int]]
+    known_places: frozenset[str]
+    embeddings: np.ndarray | None = None  # (entries, 512) centroids, or (phrasings, 512) for "max"
+    embedder: object | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        entries: Sequence[EntryLike],
+        *,
+        use_embeddings: bool | None = None,
+        cache_dir: Path | None = None,
+        params: Params | None = None,
+        place_names_known: Iterable[str] = (),
+    ) -> MatcherIndex:
+        """Index entries; use_embeddings=None means "if the package is installed"."""
+        p = params or DEFAULT_PARAMS
+        ids = [str(e.id) for e in entries]
+        word_builder = _Bm25fBuilder()
+        char_builder = _Bm25fBuilder()
+        # Phrasings' terms as flat arrays (phrase id, term, weight): dicts per phrasing
+        # would cost hundreds of MB at 10,000 entries.
+        ph_ids, ph_terms, ph_weights = array("i"), array("i"), array("f")
+        phrase_entry = array("i")
+        phrase_raw: list[str] = []
+        phrase_texts: list[list[str]] = []
+        keywords: list[list[str]] = []
+        exact: dict[str, list[int]] = {}
+        places: set[str] = {normalize(x) for x in place_names_known}
+
+        for i, e in enumerate(entries):
+            phrasings = [e.question, e.title, *_as_strings(e.alternates)]
+            kws = _as_strings(e.keywords)
+            answer = (e.answer or "")[:MAX_ANSWER_CHARS]
+            q_tf: Counter[str] = Counter()
+            q_chars: Counter[str] = Counter()
+            texts: list[str] = []
+            for ph in phrasings:
+                # Every phrasing is kept, even one without content words, so each entry owns
+                # a contiguous non-empty run of phrasings (np.maximum.reduceat relies on it).
+                analysis = analyze(ph)
+                places.update(analysis.places)
+                terms = _weighted_tokens(analysis.tokens, p)
+                j = len(phrase_entry)
+                for t, w in terms.items():
+                    q_tf[t] += w
+                    ph_ids.append(j)
+                    ph_terms.append(word_builder.vocab.add(t))
+                    ph_weights.append(w)
+                q_chars.update(char_grams(ph, analysis))
+                phrase_entry.append(i)
+                phrase_raw.append(ph)
+                norm = normalize(ph)
+                texts.append(norm)
+                if norm:
+                    owners = exact.setdefault(norm, [])
+                    if i not in owners:
+                        owners.append(i)
+            k_tf: Counter[str] = Counter()
+            k_chars: Counter[str] = Counter()
+            for kw in kws:
+                analysis = analyze(kw)
+                places.update(analysis.places)
+                for t, w in _weighted_tokens(analysis.tokens, p).items():
+                    k_tf[t] += w
+                k_chars.update(char_grams(kw, analysis))
+            a_tf: Counter[str] = Counter()
+            answer_analysis = analyze(answer)
+            places.update(answer_analysis.places)
+            for t in answer_analysis.tokens:
+                w = p.noun_weight if t.pos in _NOUN_POS else p.verb_weight
+                a_tf[t.form] += w * (p.sub_weight if t.part else 1.0)
+            word_builder.add((q_tf, k_tf, a_tf))
+            a_chars = Counter(char_grams(answer, answer_analysis)) if p.char_answer else Counter()
+            char_builder.add((q_chars, k_chars, a_chars))
+            phrase_texts.append(texts)
+            keywords.append([k for k in (normalize(k) for k in kws) if k])
+
+        fw = (p.field_q, p.field_k, p.field_a)
+        words = word_builder.build(fw, p.k1, p.b)
+        chars = char_builder.build(fw, p.k1, p.b)
+
+        # Phrasing vectors use the entry-level idf: a word shared by every phrasing of one
+        # entry is still specific to that entry.
+        n_ph = len(phrase_entry)
+        pid = np.frombuffer(ph_ids, dtype=np.int32)
+        pterm = np.frombuffer(ph_terms, dtype=np.int32)
+        pval = np.frombuffer(ph_weights, dtype=np.float32) * words.idf[pterm] if len(pterm) else np.zeros(0, np.float32)
+        sq = np.bincount(pid, weights=pval.astype(np.float64) ** 2, minlength=n_ph)
+        norms = np.where(sq > 0, np.sqrt(sq), 1.0).astype(np.float32)
+        entry_of = np.frombuffer(phrase_entry, dtype=np.int32).copy()
+
+        index = cls(
+            ids=ids,
+            params=p,
+            words=words,
+            chars=chars,
+            phrase_postings=_Postings(pterm, pid, pval, len(words.vocab)),
+            phrase_norms=norms,
+            phrase_starts=np.searchsorted(entry_of, np.arange(len(ids))).astype(np.int64),
+            phrase_texts=phrase_texts,
+            keywords=keywords,
+            exact=exact,
+            known_places=frozenset(places),
+        )
+        if use_embeddings is None:
+            use_embeddings = _embeddings_installed()
+        if use_embeddings and ids:
+            index._attach_embeddings(phrase_raw, cache_dir)
+        _release_free_heap()
+        return index
+
+    def _attach_embeddings(self, phrase_raw: list[str], cache_dir: Path | None) -> None:
+        """Embed every phrasing; on any failure stay lexical-only."""
+        from faq.embed import Embedder, EmbeddingUnavailable
+
+        embedder = Embedder.shared()
+        try:
+            embedder.load()  # now, at start-up, rather than on a resident's first question
+            vecs = embedder.encode_cached([clean(t) for t in phrase_raw], cache_dir)
+        except EmbeddingUnavailable as exc:
+            log.warning("FAQ matcher runs lexical-only: %s", exc)
+            return
+        if self.params.embed_pool == "mean":
+            # One centroid per entry, summed in slices so the float32 copy stays small.
+            n = len(self.ids)
+            cents = np.zeros((n, vecs.shape[1]), dtype=np.float32)
+            bounds = [*self.phrase_starts.tolist(), len(vecs)]
+            step = 1024
+            for lo in range(0, n, step):
+                hi = min(n, lo + step)
+                chunk = vecs[bounds[lo] : bounds[hi]].astype(np.float32)
+                cents[lo:hi] = np.add.reduceat(chunk, np.asarray(bounds[lo:hi]) - bounds[lo], axis=0)
+            cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
+            self.embeddings = cents
+        else:
+            self.embeddings = np.ascontiguousarray(vecs, dtype=np.float32)
+        self.embedder = embedder
+
+    @property
+    def default_thresholds(self) -> Thresholds:
+        """Measured defaults for this index's mode (with or without embeddings)."""
+        return DEFAULT_THRESHOLDS if self.embeddings is not None else LEXICAL_THRESHOLDS
+
+    @property
+    def uses_embeddings(self) -> bool:
+        """Whether embeddings take part in ranking."""
+        return self.embeddings is not None
+
+    def scores(self, text: str) -> np.ndarray:
+        """Calibrated score in [0, 1] for every entry (the ranking before thresholds)."""
+        return self._score(self._prepare(text))[0]
+
+    def _prepare(self, text: str) -> _Query:
+        """Normalise and tokenise the (truncated) question once."""
+        text = (text or "")[:MAX_QUERY_CHARS]
+        analysis = analyze(text)
+        return _Query(
+            raw=text,
+            norm=normalize(text),
+            terms=_weighted_tokens(analysis.tokens, self.params, self.words.vocab),
+            grams=dict.fromkeys(char_grams(text, analysis), 1.0),
+            places=tuple(analysis.places),
+        )
+
+    def _features(self, q: _Query) -> dict[str, np.ndarray]:
+        """Per-entry similarity features, each in [0, 1]."""
+        n = len(self.ids)
+        feats = {"word": self.words.coverage(q.terms, n), "char": self.chars.coverage(q.grams, n)}
+        phrase = np.zeros(n, dtype=np.float32)
+        qw = {t: w * self.words.idf_of(t) for t, w in q.terms.items()}
+        qnorm = math.sqrt(sum(v * v for v in qw.values()))
+        if qnorm > 0:
+            known = {self.words.vocab[t]: v for t, v in qw.items() if t in self.words.vocab}
+            dots = self.phrase_postings.accumulate(known, len(self.phrase_norms))
+            cos = dots / (self.phrase_norms * np.float32(qnorm))
+            phrase = np.maximum.reduceat(cos, self.phrase_starts)
+        feats["phrase"] = phrase
+        emb = self._embed_scores(q)
+        if emb is not None:
+            feats["embed"] = emb
+        return feats
+
+    def _fuse(self, feats: dict[str, np.ndarray]) -> np.ndarray:
+        """Weighted mean of the features (weights renormalised over those present)."""
+        p = self.params
+        weights = {"word": p.w_word, "phrase": p.w_phrase, "char": p.w_char, "embed": p.w_embed}
+        total = sum(weights[k] for k in feats)
+        fused = sum((weights[k] / total) * v for k, v in feats.items())
+        return np.clip(fused, 0.0, 1.0).astype(np.float32)
+
+    def _score(self, q: _Query) -> tuple[np.ndarray, list[int]]:
+        """All entries' scores plus the indices of the top candidates, best first."""
+        n = len(self.ids)
+        p = self.params
+        if n == 0 or not q.norm:
+            return np.zeros(n, dtype=np.float32), []
+        fused = self._fuse(self._features(q))
+
+        k = min(TOP_K, n)
+        top = np.argpartition(-fused, k - 1)[:k] if k < n else np.arange(n)
+        # The fuzzy fast path: a question (nearly) equal to a stored phrasing is that entry.
+        for i in self.exact.get(q.norm, ()):
+            fused[i] = 1.0
+        for i in top:
+            if len(q.norm) >= 4:
+                best = max((fuzz.ratio(q.norm, t) / 100.0 for t in self.phrase_texts[i]), default=0.0)
+                if best >= p.fuzzy_floor:
+                    fused[i] = max(fused[i], best)
+            if p.keyword_bonus > 0:
+                spotted = self._spot_keywords(q.norm, i)
+                fused[i] += p.keyword_bonus * spotted * (1.0 - fused[i])
+        cand = set(int(i) for i in top) | set(self.exact.get(q.norm, ()))
+        # Stable order: score desc, then knowledge-base order, so ties are deterministic.
+        order = sorted(cand, key=lambda i: (-float(fused[i]), i))
+        return fused, order
+
+    def _spot_keywords(self, norm: str, i: int) -> float:
+        """Similarity of a misspelt keyword of the entry found in the question, else 0.
+
+        Keywords spelt right are already counted by the word and bigram indexes."""
+        best = 0.0
+        for kw in self.keywords[i]:
+            if kw in norm:
+                return 0.0
+            if len(kw) >= 4:
+                r = fuzz.partial_ratio(kw, norm) / 100.0
+                if r >= 0.85:
+                    best = max(best, r)
+        return best
+
+    def _embed_scores(self, q: _Query) -> np.ndarray | None:
+        """Embedding cosine per entry rescaled so unrelated text is ~0, or None if off."""
+        if self.embeddings is None or self.embedder is None:
+            return None
+        from faq.embed import EmbeddingUnavailable
+
+        try:
+            qv = self.embedder.encode([clean(q.raw)])[0]  # type: ignore[attr-defined]
+        except EmbeddingUnavailable as exc:
+            log.warning("embedding failed, lexical-only for this question: %s", exc)
+            return None
+        sims = self.embeddings @ qv
+        per_entry = sims if len(sims) == len(self.ids) else np.maximum.reduceat(sims, self.phrase_starts)
+        floor = self.params.embed_floor
+        return np.clip((per_entry - floor) / (1.0 - floor), 0.0, 1.0)
+
+    def match(self, text: str, thresholds: Thresholds | None = None) -> Decision:
+        """Decide answer / clarify / unknown for one question."""
+        th = thresholds or self.default_thresholds
+        q = self._prepare(text)
+        fused, order = self._score(q)
+        cands = tuple(Candidate(self.ids[i], round(float(fused[i]), 4)) for i in order[:3] if fused[i] > 0)
+        if not cands:
+            return Decision("unknown", None, 0.0, ())
+        s1 = cands[0].score
+        s2 = cands[1].score if len(cands) > 1 else 0.0
+        exact_hit = len(self.exact.get(q.norm, ())) == 1
+        if s1 < th.clarify:
+            return Decision("unknown", None, s1, cands)
+        confident = exact_hit or (s1 >= th.answer and s1 - s2 >= th.margin)
+        elsewhere = any(pl not in self.known_places for pl in q.places)
+        if confident and len(text or "") <= MAX_ANSWERABLE_CHARS and not elsewhere:
+            return Decision("answer", cands[0].entry_id, s1, cands)
+        return Decision("clarify", None, s1, cands)
+
+
+@dataclass(frozen=True)
+class _Query:
+    """A question prepared for scoring."""
+
+    raw: str
+    norm: str
+    terms: dict[str, float]
+    grams: dict[str, float]
+    places: tuple[str, ...]  # place names the question mentions
+
+
+def _release_free_heap() -> None:
+    """Hand the build's freed scratch memory back to the OS (glibc keeps it otherwise).
+
+    Building a large index churns through many small temporary objects; without this a
+    10,000-entry build leaves ~140 MB of free heap counted in the process's RSS."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+def _embeddings_installed() -> bool:
+    """Whether the embedding package is importable (default for use_embeddings=None)."""
+    from faq.embed import package_version
+
+    return package_version() is not None
