@@ -190,13 +190,18 @@ def test_resident_follows_asks_and_is_answered(chrome: Any, simulator_url: str, 
 
     chrome.find_element(By.XPATH, "//button[normalize-space()='友だち追加']").click()
     wait.until(lambda d: "友だち追加ありがとうございます" in d.find_element(By.ID, "transcript").text)
+    greeting = len(fake_line.delivered(resident["userId"]))
+    wait.until(lambda d: _bot_count(d) == greeting)
 
     _say(chrome, wait, "住民票をコンビニで取りたい")
+    wait.until(lambda d: _bot_count(d) == len(fake_line.delivered(resident["userId"])))
     rows = _rows(chrome)
-    assert [who for who, _ in rows] == ["system", "bot", "me", "bot"]
-    assert "住民票をコンビニで取りたい" in rows[2][1]
-    assert rows[3][1].strip(), "the bot's answer is empty"
-    assert fake_line.delivered(resident["userId"])[-1]["text"] in rows[3][1]
+    answers = len(fake_line.delivered(resident["userId"])) - greeting
+    assert answers >= 1
+    assert [who for who, _ in rows] == ["system"] + ["bot"] * greeting + ["me"] + ["bot"] * answers
+    assert "住民票をコンビニで取りたい" in rows[1 + greeting][1]
+    assert rows[-1][1].strip(), "the bot's answer is empty"
+    assert fake_line.delivered(resident["userId"])[-1]["text"] in rows[-1][1]
 
     # Resident bubbles sit on the right, the bot's on the left.
     me = chrome.find_element(By.CSS_SELECTOR, "#transcript .row.me .bubble").rect
@@ -258,8 +263,9 @@ def test_quick_replies_and_flex_buttons_work(
     chrome.find_element(By.XPATH, "//button[contains(@class,'flex-button') and normalize-space()='手数料は？']").click()
     wait.until(lambda d: _bot_count(d) > before)
     rows = _rows(chrome)
-    assert rows[-2] == ("me", rows[-2][1]) and "手数料はいくら？" in rows[-2][1]
-    assert rows[-1][0] == "bot"
+    last_me = max(i for i, (who, _) in enumerate(rows) if who == "me")
+    assert "手数料はいくら？" in rows[last_me][1]
+    assert rows[-1][0] == "bot" and last_me < len(rows) - 1
 
     # Switching residents shows each one's own conversation.
     chrome.find_element(By.XPATH, f"//button[@data-user='{SIMULATED_RESIDENTS[0]['userId']}']").click()
@@ -281,7 +287,7 @@ def test_new_resident_and_block(chrome: Any, simulator_url: str, simulator_app: 
     assert "住民D" in chrome.find_element(By.CSS_SELECTOR, "#resident-list .resident.active").text
 
     chrome.find_element(By.XPATH, "//button[normalize-space()='友だち追加']").click()
-    wait.until(lambda d: _bot_count(d) == 1)
+    wait.until(lambda d: _bot_count(d) >= 1)
     assert _is_following(simulator_app, user) is True
 
     chrome.find_element(By.XPATH, "//button[normalize-space()='ブロック']").click()
