@@ -141,14 +141,40 @@ class EventProcessor:
 
     def process(self, event_id: int, token: str) -> None:
         """Process one claimed event; failures are logged and retried later, never raised."""
+        self.process_batch([(event_id, token)])
+
+    def process_batch(self, claimed: list[tuple[int, str]]) -> None:
+        """Process claimed events: handlers in ONE write transaction, then delivery, then one finish.
+
+        On SQLite every write transaction queues for the one write lock, so a batch costs two
+        short transactions instead of two per event. Each handler runs in a savepoint: one
+        event failing rolls back only its own work.
+        """
+        if not claimed:
+            return
+        prepared: dict[int, Any] = {}
+        for event_id, token in claimed:
+            try:
+                prepared[event_id] = self._prepare(event_id)
+            except Exception as exc:  # noqa: BLE001 - a failing preparer fails only its event
+                self._record_failure(event_id, token, exc)
+        pending = [(i, t) for i, t in claimed if i in prepared]
         try:
-            row = self._run_handler(event_id, token)
-            if row is None:
-                return
-            self._deliver(row)
-            self._finish(event_id, token, DONE, None)
-        except Exception as exc:  # noqa: BLE001 - one event failing must not fail the others
+            handled, failures = self._run_handlers(pending, prepared)
+        except Exception as exc:  # noqa: BLE001 - the batch's transaction failed: retry them all
+            for event_id, token in pending:
+                self._record_failure(event_id, token, exc)
+            return
+        for event_id, token, exc in failures:
             self._record_failure(event_id, token, exc)
+        done: list[tuple[int, str]] = []
+        for row, token in handled:
+            try:
+                self._deliver(row)
+                done.append((row.id, token))
+            except Exception as exc:  # noqa: BLE001 - one event failing must not fail the others
+                self._record_failure(row.id, token, exc)
+        self._finish_many(done)
 
     def _prepare(self, event_id: int) -> Any:
         """Run the event's preparer with a read-only session (no write lock held meanwhile)."""
@@ -159,28 +185,45 @@ class EventProcessor:
             preparer = self.prepare(row.event_type)
             return preparer(row.payload, session, self.config) if preparer else None
 
-    def _run_handler(self, event_id: int, token: str) -> InboxEvent | None:
-        """Run the handler unless a previous attempt already committed its work."""
-        prepared = self._prepare(event_id)
+    def _run_handlers(
+        self, claimed: list[tuple[int, str]], prepared: dict[int, Any]
+    ) -> tuple[list[tuple[InboxEvent, str]], list[tuple[int, str, Exception]]]:
+        """Run each handler (once: not again if a previous attempt committed its work)."""
+        handled: list[tuple[InboxEvent, str]] = []
+        failures: list[tuple[int, str, Exception]] = []
         with self.db.session() as session:
-            row = session.get(InboxEvent, event_id)
-            if row is None or row.claim_token != token or row.status != PROCESSING:
-                return None  # someone else holds it now
-            if not row.is_handled:
-                ctx = EventContext(
-                    event=row.payload,
-                    session=session,
-                    config=self.config,
-                    webhook_event_id=row.webhook_event_id,
-                    received_at=row.received_at,
-                    prepared=prepared,
-                )
-                self.dispatch(row.event_type)(ctx)
-                row.is_handled = True
-                row.outgoing = ctx.outgoing
-                session.flush()  # before expunge: an expunged row's changes would not be saved
-            session.expunge(row)
-            return row
+            for event_id, token in claimed:
+                row = session.get(InboxEvent, event_id)
+                if row is None or row.claim_token != token or row.status != PROCESSING:
+                    continue  # someone else holds it now
+                if not row.is_handled:
+                    try:
+                        with session.begin_nested():
+                            ctx = EventContext(
+                                event=row.payload,
+                                session=session,
+                                config=self.config,
+                                webhook_event_id=row.webhook_event_id,
+                                received_at=row.received_at,
+                                prepared=prepared.get(event_id),
+                            )
+                            self.dispatch(row.event_type)(ctx)
+                            row.is_handled = True
+                            row.outgoing = ctx.outgoing
+                    except Exception as exc:  # noqa: BLE001 - rolled back to the savepoint
+                        failures.append((event_id, token, exc))
+                        continue
+                handled.append((row, token))
+            session.flush()
+        return handled, failures
+
+    def _run_handler(self, event_id: int, token: str) -> InboxEvent | None:
+        """Run one event's handler (see _run_handlers); the row, detached, or None."""
+        prepared = {event_id: self._prepare(event_id)}
+        handled, failures = self._run_handlers([(event_id, token)], prepared)
+        if failures:
+            raise failures[0][2]
+        return handled[0][0] if handled else None
 
     def _deliver(self, row: InboxEvent) -> None:
         """Send the handler's messages: reply while the token is fresh, else push with a retry key."""
@@ -218,13 +261,20 @@ class EventProcessor:
         with self.db.write_connection() as conn:
             conn.execute(update(InboxEvent).where(InboxEvent.id == event_id).values(is_reply_uncertain=True))
 
-    def _finish(self, event_id: int, token: str, status: str, error: str | None) -> None:
+    def _finish_many(self, done: list[tuple[int, str]]) -> None:
+        """Mark delivered events done, in one statement per claim token."""
+        by_token: dict[str, list[int]] = {}
+        for event_id, token in done:
+            by_token.setdefault(token, []).append(event_id)
+        if not by_token:
+            return
         with self.db.write_connection() as conn:
-            conn.execute(
-                update(InboxEvent)
-                .where(InboxEvent.id == event_id, InboxEvent.claim_token == token)
-                .values(status=status, processed_at=utcnow(), lease_until=None, last_error=error)
-            )
+            for token, ids in by_token.items():
+                conn.execute(
+                    update(InboxEvent)
+                    .where(InboxEvent.id.in_(ids), InboxEvent.claim_token == token)
+                    .values(status=DONE, processed_at=utcnow(), lease_until=None, last_error=None)
+                )
 
     def _record_failure(self, event_id: int, token: str, exc: Exception) -> None:
         """Put the event back with a backoff, or give up after the configured attempts."""
@@ -290,15 +340,14 @@ class InboxWorkers:
     def run_once(self, limit: int = 16) -> int:
         """Claim and process one batch in the calling thread; returns how many were processed."""
         claimed = claim_events(self.db, limit, float(self.app.config["INBOX_LEASE_SECONDS"]))
-        for event_id, token in claimed:
-            self.processor.process(event_id, token)
+        self.processor.process_batch(claimed)
         return len(claimed)
 
     def _run(self) -> None:
         poll = float(self.app.config["INBOX_POLL_SECONDS"])
         while not self._stop.is_set():
             try:
-                worked = self.run_once(limit=4)
+                worked = self.run_once(limit=int(self.app.config["INBOX_BATCH_SIZE"]))
             except Exception:  # noqa: BLE001 - e.g. the database restarting: keep the thread alive
                 log.exception("inbox worker loop failed; retrying")
                 worked = 0
