@@ -72,6 +72,11 @@ def create_app(**overrides: Any) -> Flask:
     for package_admin in (broadcast_admin, faq_admin, kpi_admin, segments_admin):
         package_admin.init_app(app)
 
+    # Periodic jobs run by the dispatcher's clock (`flask broadcast run-scheduler`, hourly).
+    from faq.retention import run_question_log_retention
+
+    app.extensions["maintenance_jobs"] = [run_question_log_retention]
+
     if app.config["SIMULATOR_ENABLED"]:
         from bot.sandbox import simulator
 

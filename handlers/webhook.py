@@ -61,6 +61,17 @@ def _problem(event: Any) -> str | None:
     return None
 
 
+def _without_nul(value: Any) -> Any:
+    """The value with NUL characters removed from every string (PostgreSQL cannot store them)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
 def parse_events(payload: Any) -> tuple[list[IncomingEvent], int]:
     """The storable events of a webhook body, and how many were skipped as malformed."""
     events = payload.get("events")
@@ -72,6 +83,7 @@ def parse_events(payload: Any) -> tuple[list[IncomingEvent], int]:
             skipped += 1
             log.warning("webhook event %d skipped: %s", index, problem)
             continue
+        event = _without_nul(event)
         accepted.append(IncomingEvent(dedupe_key(event), event["type"], event["timestamp"], event))
     return accepted, skipped
 

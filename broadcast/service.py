@@ -1,0 +1,534 @@
+"""Notice services: create, pause, resume, cancel, delivery counts, block attribution, retention.
+
+Plain functions over an explicit session (the caller commits); the admin pages, the CLI and
+the dispatcher are thin edges around them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, delete, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from bot.db import utcnow
+from broadcast.errors import NoticeError
+from broadcast.messages import NoticeContent
+from broadcast.models import (
+    CANCELLED,
+    FAILED,
+    PAUSED,
+    PENDING,
+    SCHEDULED,
+    SENDING,
+    SENT,
+    STATUS_LABELS,
+    Broadcast,
+    BroadcastChunk,
+    BroadcastDelivery,
+    BroadcastRun,
+)
+from broadcast.schedule import Schedule, format_jst, to_jst
+from kpi.models import UsageEvent
+from segments.models import Resident
+from segments.rules import (
+    FloorOverride,
+    RuleError,
+    SegmentRule,
+    check_privacy_floor,
+    count_recipients,
+    get_segment,
+    is_below_privacy_floor,
+)
+
+# A time "just past" is accepted as "now" (a form filled in slowly, a clock a little off).
+PAST_TOLERANCE = dt.timedelta(minutes=5)
+BLOCK_WINDOW = dt.timedelta(hours=24)
+# Unfollows are recorded when the inbox processes them, which may lag; block counts are frozen
+# this long after the window closes.
+BLOCK_FREEZE_MARGIN = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who a notice is for: a saved segment, an ad hoc rule, everyone who accepts notices, or (emergency) every follower."""
+
+    segment_name: str | None = None
+    rule: SegmentRule | None = None
+    is_emergency: bool = False
+
+    def describe(self) -> str:
+        """Japanese description for staff."""
+        if self.is_emergency:
+            return "緊急：友だち全員（登録内容・配信設定に関わらず）"
+        if self.segment_name:
+            return f"セグメント「{self.segment_name}」（{(self.rule or SegmentRule()).describe()}）"
+        return (self.rule or SegmentRule()).describe()
+
+    @property
+    def is_everyone(self) -> bool:
+        """True when no segment narrows it."""
+        return self.is_emergency or (not self.segment_name and (self.rule is None or not self.rule.to_dict()))
+
+
+def make_target(
+    session: Session,
+    municipality: str,
+    *,
+    segment_name: str | None = None,
+    rule: SegmentRule | None = None,
+    is_emergency: bool = False,
+) -> Target:
+    """Check a target: the saved segment exists, the rule names values residents can choose."""
+    if segment_name and rule is not None and rule.to_dict():
+        raise NoticeError("セグメント名と個別の条件は、どちらか一方だけを指定してください。")
+    if segment_name:
+        segment = get_segment(session, segment_name)
+        if segment is None:
+            raise NoticeError(f"セグメント「{segment_name}」はありません。")
+        try:
+            rule = SegmentRule.from_dict(segment.rule)
+        except RuleError as exc:
+            raise NoticeError(str(exc)) from None
+    elif rule is not None:
+        try:
+            rule.validate(municipality)
+        except RuleError as exc:
+            raise NoticeError(str(exc)) from None
+        if not rule.to_dict():
+            rule = None
+    return Target(segment_name or None, rule, is_emergency)
+
+
+def target_of(session: Session, broadcast: Broadcast) -> Target:
+    """The notice's target now: a saved segment's current rule (its scheduled rule if it was deleted)."""
+    rule = SegmentRule.from_dict(broadcast.rule) if broadcast.rule else None
+    if broadcast.segment_name and not broadcast.is_emergency:
+        segment = get_segment(session, broadcast.segment_name)
+        if segment is not None:
+            rule = SegmentRule.from_dict(segment.rule)
+    return Target(broadcast.segment_name, rule, broadcast.is_emergency)
+
+
+def count_followers(session: Session) -> int:
+    """Every follower (emergency notices ignore consent and settings)."""
+    return int(session.scalar(select(func.count(Resident.id)).where(Resident.is_following.is_(True))) or 0)
+
+
+def count_target(session: Session, target: Target) -> int:
+    """How many residents the target reaches now."""
+    if target.is_emergency:
+        return count_followers(session)
+    return count_recipients(session, target.rule)
+
+
+def first_run_at(schedule: Schedule, now: dt.datetime) -> dt.datetime:
+    """When the notice first goes out; refuses times in the past."""
+    if not schedule.is_recurring:
+        if schedule.start < now - PAST_TOLERANCE:
+            raise NoticeError(f"配信日時 {format_jst(schedule.start)} は過去です。")
+        return schedule.start
+    moment = max(schedule.start, now - PAST_TOLERANCE) - dt.timedelta(microseconds=1)
+    first = schedule.next_after(moment)
+    if first is None:
+        raise NoticeError("これから先の配信日がありません（終了日・除外日を確認してください）。")
+    return first
+
+
+@dataclass(frozen=True)
+class CreatedNotice:
+    """A newly scheduled notice and how many it reaches now."""
+
+    broadcast: Broadcast
+    recipient_count: int
+    is_privacy_override: bool
+
+
+def create_broadcast(
+    session: Session,
+    *,
+    content: NoticeContent,
+    schedule: Schedule,
+    target: Target,
+    title: str | None = None,
+    created_by: int | None = None,
+    privacy_floor: int = 0,
+    override: FloorOverride | None = None,
+    now: dt.datetime | None = None,
+) -> CreatedNotice:
+    """Validate and schedule a notice (flushed, not committed).
+
+    A segment smaller than `privacy_floor` is refused unless `override` comes from an admin (or
+    the CLI operator); the override is audit-logged by `segments.rules.check_privacy_floor`.
+    """
+    now = now or utcnow()
+    content.validate()
+    schedule.validate()
+    first = first_run_at(schedule, now)
+    title = (title or "").strip() or content.summary
+    if len(title) > 100:
+        raise NoticeError("件名は100文字以内にしてください。")
+    broadcast = Broadcast(
+        title=title,
+        status=SCHEDULED,
+        content=content.to_dict(),
+        messages=content.to_messages(),
+        is_emergency=target.is_emergency,
+        segment_name=None if target.is_emergency else target.segment_name,
+        rule=None if target.is_emergency or target.rule is None else target.rule.to_dict(),
+        schedule=schedule.to_dict(),
+        next_run_at=first,
+        created_by=created_by,
+        created_at=now,
+    )
+    session.add(broadcast)
+    session.flush()
+    if target.is_everyone:
+        return CreatedNotice(broadcast, count_target(session, target), False)
+    try:
+        count = check_privacy_floor(session, target.rule, privacy_floor, override=override, target=f"お知らせ #{broadcast.id}")
+    except RuleError as exc:
+        raise NoticeError(str(exc)) from None
+    return CreatedNotice(broadcast, count, is_below_privacy_floor(count, privacy_floor))
+
+
+# --- pause, resume, cancel ---------------------------------------------------------------------
+
+
+def _locked(session: Session, broadcast_id: int) -> Broadcast:
+    broadcast = session.get(Broadcast, broadcast_id, with_for_update=True, populate_existing=True)
+    if broadcast is None:
+        raise NoticeError(f"お知らせ #{broadcast_id} はありません。")
+    return broadcast
+
+
+def pause_broadcast(session: Session, broadcast_id: int) -> Broadcast:
+    """Stop sending (before or during a run); chunks already on their way finish."""
+    broadcast = _locked(session, broadcast_id)
+    if broadcast.status not in (SCHEDULED, SENDING):
+        raise NoticeError(f"「{STATUS_LABELS.get(broadcast.status, broadcast.status)}」のお知らせは一時停止できません。")
+    broadcast.status = PAUSED
+    session.flush()
+    return broadcast
+
+
+def resume_broadcast(session: Session, broadcast_id: int) -> Broadcast:
+    """Carry on: an interrupted run continues where it stopped, else the schedule applies."""
+    broadcast = _locked(session, broadcast_id)
+    if broadcast.status != PAUSED:
+        raise NoticeError("一時停止中のお知らせではありません。")
+    unfinished = session.scalar(
+        select(exists().where(BroadcastRun.broadcast_id == broadcast.id, BroadcastRun.status == SENDING))
+    )
+    broadcast.status = SENDING if unfinished else SCHEDULED if broadcast.next_run_at else SENT
+    session.flush()
+    return broadcast
+
+
+def cancel_broadcast(session: Session, broadcast_id: int, now: dt.datetime | None = None) -> Broadcast:
+    """Cancel: nothing more is sent (a chunk already handed to LINE still counts as sent)."""
+    now = now or utcnow()
+    broadcast = _locked(session, broadcast_id)
+    if broadcast.status in (SENT, CANCELLED):
+        raise NoticeError(f"「{STATUS_LABELS[broadcast.status]}」のお知らせは取り消せません。")
+    broadcast.status = CANCELLED
+    broadcast.next_run_at = None
+    runs = select(BroadcastRun.id).where(BroadcastRun.broadcast_id == broadcast.id, BroadcastRun.status == SENDING)
+    session.execute(
+        update(BroadcastChunk)
+        .where(BroadcastChunk.run_id.in_(runs), BroadcastChunk.status.in_((PENDING, SENDING)))
+        .values(status=CANCELLED)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(BroadcastRun)
+        .where(BroadcastRun.broadcast_id == broadcast.id, BroadcastRun.status == SENDING)
+        .values(status=CANCELLED, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return broadcast
+
+
+# --- counts ------------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryCounts:
+    """Recipients of a notice (or one run) by outcome."""
+
+    recipients: int = 0  # resolved at send time
+    delivered: int = 0  # in chunks LINE accepted (a 409 for a repeated retry key included)
+    skipped: int = 0  # left (unfollowed, stopped notices) between resolution and sending
+    failed: int = 0
+    pending: int = 0
+    cancelled: int = 0
+    chunks: int = 0
+    blocks: int = 0  # unfollows within 24 h after delivery
+
+    def add(self, other: DeliveryCounts) -> None:
+        """Accumulate another's counts."""
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+
+    def as_dict(self) -> dict[str, int]:
+        """JSON form."""
+        return asdict(self)
+
+
+def run_counts(session: Session, run_ids: Sequence[int]) -> dict[int, DeliveryCounts]:
+    """Counts per run, from the chunks (one grouped query)."""
+    out = {run_id: DeliveryCounts() for run_id in run_ids}
+    if not run_ids:
+        return out
+    rows = session.execute(
+        select(
+            BroadcastChunk.run_id,
+            BroadcastChunk.status,
+            func.count(),
+            func.coalesce(func.sum(BroadcastChunk.recipient_count), 0),
+            func.coalesce(func.sum(BroadcastChunk.skipped_count), 0),
+        )
+        .where(BroadcastChunk.run_id.in_(run_ids))
+        .group_by(BroadcastChunk.run_id, BroadcastChunk.status)
+    ).all()
+    for run_id, status, chunks, recipients, skipped in rows:
+        counts = out[run_id]
+        recipients, skipped = int(recipients), int(skipped)
+        counts.chunks += int(chunks)
+        counts.recipients += recipients
+        counts.skipped += skipped
+        remaining = recipients - skipped
+        if status == SENT:
+            counts.delivered += remaining
+        elif status == FAILED:
+            counts.failed += remaining
+        elif status in (PENDING, SENDING):
+            counts.pending += remaining
+        elif status == CANCELLED:
+            counts.cancelled += remaining
+    for run_id, blocks in run_block_counts(session, run_ids).items():
+        out[run_id].blocks = blocks
+    return out
+
+
+def delivery_counts(session: Session, broadcast_ids: Sequence[int]) -> dict[int, DeliveryCounts]:
+    """Counts per notice, over all its runs."""
+    out = {broadcast_id: DeliveryCounts() for broadcast_id in broadcast_ids}
+    if not broadcast_ids:
+        return out
+    runs = session.execute(
+        select(BroadcastRun.id, BroadcastRun.broadcast_id).where(BroadcastRun.broadcast_id.in_(broadcast_ids))
+    ).all()
+    per_run = run_counts(session, [run_id for run_id, _ in runs])
+    for run_id, broadcast_id in runs:
+        out[broadcast_id].add(per_run[run_id])
+    return out
+
+
+# --- block attribution -------------------------------------------------------------------------
+#
+# An unfollow within 24 h after a notice reached a resident counts against that notice. It is
+# computed from the delivery rows (who was in which sent chunk) and the `unfollow` usage events
+# handlers/follow.py records, so the unfollow handler needs no hook (and `handlers` keeps not
+# importing `broadcast`). Once a run's window has closed, the dispatcher's hourly maintenance
+# records one `notice_block` usage event per blocker for the KPI and freezes the run's count, so
+# the per-resident rows can later be purged.
+
+
+def _blockers(session: Session, run_ids: Sequence[int]) -> list[tuple[int, int, dt.datetime]]:
+    """(run id, resident id, first unfollow) for residents who unfollowed within 24 h after a run reached them."""
+    if not run_ids:
+        return []
+    rows = session.execute(
+        select(BroadcastChunk.run_id, UsageEvent.resident_id, func.min(UsageEvent.occurred_at))
+        .select_from(UsageEvent)
+        .join(BroadcastDelivery, BroadcastDelivery.resident_id == UsageEvent.resident_id)
+        .join(BroadcastChunk, BroadcastChunk.id == BroadcastDelivery.chunk_id)
+        .where(
+            UsageEvent.kind == "unfollow",
+            BroadcastChunk.run_id.in_(list(run_ids)),
+            BroadcastChunk.status == SENT,
+            UsageEvent.occurred_at >= BroadcastChunk.sent_at,
+            UsageEvent.occurred_at < BroadcastChunk.block_window_ends_at,
+        )
+        .group_by(BroadcastChunk.run_id, UsageEvent.resident_id)
+        .order_by(BroadcastChunk.run_id, UsageEvent.resident_id)
+    ).all()
+    # resident_id is never NULL here: the join with the delivery rows requires a match.
+    return [(int(run_id), int(resident_id or 0), at) for run_id, resident_id, at in rows]
+
+
+def run_block_counts(session: Session, run_ids: Sequence[int]) -> dict[int, int]:
+    """Residents who unfollowed within 24 h after a run's notice reached them, per run."""
+    if not run_ids:
+        return {}
+    frozen: dict[int, int] = {
+        run_id: count or 0
+        for run_id, count in session.execute(
+            select(BroadcastRun.id, BroadcastRun.block_count).where(
+                BroadcastRun.id.in_(list(run_ids)), BroadcastRun.block_count.is_not(None)
+            )
+        ).all()
+    }
+    live: Counter[int] = Counter(run_id for run_id, _, _ in _blockers(session, [r for r in run_ids if r not in frozen]))
+    return {run_id: frozen.get(run_id, live[run_id]) for run_id in run_ids}
+
+
+def block_counts(session: Session, broadcast_ids: Sequence[int] | None = None) -> dict[int, int]:
+    """Unfollows within 24 h after each notice reached the resident, per notice (the KPI's block rate).
+
+    None: every notice that has runs.
+    """
+    stmt = select(BroadcastRun.id, BroadcastRun.broadcast_id)
+    if broadcast_ids is not None:
+        stmt = stmt.where(BroadcastRun.broadcast_id.in_(list(broadcast_ids)))
+    runs = session.execute(stmt).all()
+    per_run = run_block_counts(session, [run_id for run_id, _ in runs])
+    out: dict[int, int] = dict.fromkeys(broadcast_ids or (), 0)
+    for run_id, broadcast_id in runs:
+        out[broadcast_id] = out.get(broadcast_id, 0) + per_run[run_id]
+    return out
+
+
+def close_block_windows(session: Session, now: dt.datetime | None = None) -> int:
+    """For runs whose 24 h window has closed: record a `notice_block` usage event per resident who
+    unfollowed (at the time they did; detail broadcast_id, run_id) and freeze the run's block count.
+    Each run once, whoever calls; returns how many runs were closed."""
+    now = now or utcnow()
+    closed_before = now - BLOCK_WINDOW - BLOCK_FREEZE_MARGIN
+    runs = session.execute(
+        select(BroadcastRun.id, BroadcastRun.broadcast_id).where(
+            BroadcastRun.block_count.is_(None),
+            BroadcastRun.finished_at.is_not(None),
+            BroadcastRun.finished_at < closed_before,
+        )
+    ).all()
+    per_run: dict[int, list[tuple[int, dt.datetime]]] = {}
+    for run_id, resident_id, at in _blockers(session, [run_id for run_id, _ in runs]):
+        per_run.setdefault(run_id, []).append((resident_id, at))
+    closed = 0
+    for run_id, broadcast_id in runs:
+        blockers = per_run.get(run_id, [])
+        frozen = session.execute(
+            update(BroadcastRun)
+            .where(BroadcastRun.id == run_id, BroadcastRun.block_count.is_(None))
+            .values(block_count=len(blockers))
+            .execution_options(synchronize_session=False)
+        )
+        if cast("CursorResult[Any]", frozen).rowcount != 1:
+            continue  # closed meanwhile by someone else
+        closed += 1
+        for resident_id, at in blockers:
+            session.add(UsageEvent(
+                kind="notice_block", resident_id=resident_id, occurred_at=at,
+                detail={"broadcast_id": broadcast_id, "run_id": run_id},
+            ))
+    session.flush()
+    return closed
+
+
+# --- retention ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What the maintenance job did."""
+
+    closed_runs: int
+    deleted_deliveries: int
+
+
+def purge_delivery_records(session: Session, retention_days: int, now: dt.datetime | None = None) -> PurgeReport:
+    """Close block windows, then delete per-resident records (delivery rows, recipient lists) of runs
+    finished more than `retention_days` ago whose blocks are counted. Counts stay."""
+    now = now or utcnow()
+    closed = close_block_windows(session, now)
+    cutoff = now - dt.timedelta(days=max(retention_days, 2))
+    old_runs = select(BroadcastRun.id).where(
+        BroadcastRun.finished_at.is_not(None), BroadcastRun.finished_at < cutoff, BroadcastRun.block_count.is_not(None)
+    )
+    old_chunks = select(BroadcastChunk.id).where(BroadcastChunk.run_id.in_(old_runs))
+    deleted = int(session.scalar(select(func.count()).where(BroadcastDelivery.chunk_id.in_(old_chunks))) or 0)
+    session.execute(delete(BroadcastDelivery).where(BroadcastDelivery.chunk_id.in_(old_chunks)))
+    session.execute(
+        update(BroadcastChunk)
+        .where(BroadcastChunk.run_id.in_(old_runs), BroadcastChunk.sent_to.is_not(None))
+        .values(recipients=[], sent_to=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.flush()
+    return PurgeReport(closed, deleted)
+
+
+# --- reports -------------------------------------------------------------------------------------
+
+
+def list_broadcasts(session: Session, statuses: Iterable[str] | None = None, limit: int = 200) -> list[Broadcast]:
+    """Notices, newest first."""
+    stmt = select(Broadcast).order_by(Broadcast.id.desc()).limit(limit)
+    if statuses:
+        stmt = stmt.where(Broadcast.status.in_(list(statuses)))
+    return list(session.scalars(stmt).all())
+
+
+def get_broadcast(session: Session, broadcast_id: int) -> Broadcast:
+    """A notice by id, or NoticeError."""
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        raise NoticeError(f"お知らせ #{broadcast_id} はありません。")
+    return broadcast
+
+
+def runs_of(session: Session, broadcast_id: int) -> list[BroadcastRun]:
+    """A notice's runs, oldest first."""
+    return list(session.scalars(select(BroadcastRun).where(BroadcastRun.broadcast_id == broadcast_id).order_by(BroadcastRun.id)).all())
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return to_jst(moment).isoformat() if moment is not None else None
+
+
+def notice_report(session: Session, broadcast: Broadcast) -> dict[str, Any]:
+    """Everything `flask broadcast show --json` prints: status, target, schedule, counts per run and in total."""
+    schedule = Schedule.from_dict(broadcast.schedule)
+    target = target_of(session, broadcast)
+    runs = runs_of(session, broadcast.id)
+    per_run = run_counts(session, [run.id for run in runs])
+    total = DeliveryCounts()
+    for counts in per_run.values():
+        total.add(counts)
+    return {
+        "id": broadcast.id,
+        "title": broadcast.title,
+        "status": broadcast.status,
+        "status_label": STATUS_LABELS.get(broadcast.status, broadcast.status),
+        "is_emergency": broadcast.is_emergency,
+        "content": broadcast.content,
+        "target": {
+            "segment": broadcast.segment_name,
+            "rule": target.rule.to_dict() if target.rule else None,
+            "description": target.describe(),
+        },
+        "schedule": {**schedule.to_dict(), "description": schedule.describe()},
+        "next_run_at": _iso(broadcast.next_run_at),
+        "last_run_at": _iso(broadcast.last_run_at),
+        "created_at": _iso(broadcast.created_at),
+        "counts": total.as_dict(),
+        "runs": [
+            {
+                "id": run.id,
+                "occurrence_at": _iso(run.occurrence_at),
+                "status": run.status,
+                "started_at": _iso(run.started_at),
+                "finished_at": _iso(run.finished_at),
+                "counts": per_run[run.id].as_dict(),
+                "note": run.note,
+            }
+            for run in runs
+        ],
+    }
