@@ -77,6 +77,16 @@ def create_app(**overrides: Any) -> Flask:
 
     app.extensions["maintenance_jobs"] = [run_question_log_retention]
 
+    # The KPI reports get entry titles and the unanswered clusters from faq (kpi may not import faq).
+    from faq import kpi_feed
+    from kpi import hooks as kpi_hooks
+
+    kpi_hooks.register_topic_catalog(app, kpi_feed.topic_catalog)
+    kpi_hooks.register_section(
+        app, "unanswered_clusters", "回答できなかった質問のまとまり（上位）", ("代表的な質問", "件数", "最後に聞かれた日"),
+        kpi_feed.unanswered_clusters, chart_column=1,
+    )
+
     if app.config["SIMULATOR_ENABLED"]:
         from bot.sandbox import simulator
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from bot.db import get_db
+from bot.db import get_db, utcnow
 from faq.models import QuestionLog
 from faq.store import load_repo_kb
-from tests.conftest import Chat
+from tests.conftest import Chat, wait_until
 
 RESIDENT = "U" + "5" * 32
 OTHER = "U" + "6" * 32
@@ -166,3 +167,17 @@ def test_city_overlay_gives_city_specific_answers(kb_app, make_app, fake_line) -
     with get_db(joso).session() as s:
         rows = s.scalars(select(QuestionLog.municipality).order_by(QuestionLog.id)).all()
     assert rows == ["joso", "nasushiobara"]
+
+
+def test_kpi_report_lists_unanswered_clusters_and_entry_titles(kb_app, fake_line) -> None:
+    app = kb_app()
+    resident = chat_with(app, fake_line)
+    resident.says("プロ野球の優勝チームの予想を教えて")
+    resident.says("プロ野球の優勝チームを予想して")
+    resident.says("戸籍謄本をコンビニで取りたいのですが", expect=2)
+    runner = app.test_cli_runner()
+    month = utcnow().astimezone(ZoneInfo("Asia/Tokyo")).strftime("%Y-%m")
+    wait_until(lambda: len(log_rows(app)) == 3, message="questions logged")
+    out = runner.invoke(args=["kpi", "report", "--month", month, "--format", "csv"]).output
+    assert "プロ野球の優勝チーム" in out
+    assert "戸籍" in out  # the answered entry shows with its title
