@@ -463,7 +463,10 @@ def test_a_failing_provider_costs_only_its_table(kpi_app: Flask) -> None:
     assert report.figures.questions == 8
 
 
-def test_without_faq_plugged_in_the_dashboard_says_so(viewer: FlaskClient) -> None:
+def test_without_faq_plugged_in_the_dashboard_says_so(kpi_app: Flask, viewer: FlaskClient) -> None:
+    from kpi.hooks import KpiHooks
+
+    kpi_app.extensions["kpi_hooks"] = KpiHooks()  # an app without bot.app's faq wiring
     html = viewer.get("/admin/kpi?month=2026-10").get_data(as_text=True)
     assert "FAQ側の集計が接続されていません（この月の「回答できず」は 2件）" in html
 
