@@ -159,6 +159,7 @@ def test_city_overlay_gives_city_specific_answers(kb_app, make_app, fake_line) -
     joso = kb_app()
     (answer, _ask) = chat_with(joso, fake_line).says("電子申請のやり方を知りたい", expect=2)
     assert "いばらき電子申請" in answer["text"]
+    joso.extensions["inbox"].stop()  # one database serves one city: don't let joso's workers take these events
     nasushiobara = make_app(empty=False, MUNICIPALITY="nasushiobara")
     with get_db(nasushiobara).session() as s:
         load_repo_kb(s, "nasushiobara")

@@ -21,7 +21,7 @@ from tests.conftest import LiveServer, _empty_tables
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT = Path(os.environ.get("SIMULATOR_SCREENSHOT", "/tmp/simulator.png"))
-WAIT = 30  # seconds; CI machines are shared and the first answer builds the FAQ index
+WAIT = 60  # seconds; CI machines are shared and the first answer builds the FAQ index
 
 pytestmark = [
     pytest.mark.browser,
