@@ -74,8 +74,9 @@ def create_app(**overrides: Any) -> Flask:
 
     # Periodic jobs run by the dispatcher's clock (`flask broadcast run-scheduler`, hourly).
     from faq.retention import run_question_log_retention
+    from handlers.inbox import purge_processed_events
 
-    app.extensions["maintenance_jobs"] = [run_question_log_retention]
+    app.extensions["maintenance_jobs"] = [run_question_log_retention, purge_processed_events]
 
     # The KPI reports get entry titles and the unanswered clusters from faq (kpi may not import faq).
     from faq import kpi_feed

@@ -38,6 +38,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "INBOX_LEASE_SECONDS": (float, 60.0, "a claimed event not finished within this is claimed again"),
     "INBOX_POLL_SECONDS": (float, 1.0, "how often idle workers look for unclaimed events"),
     "INBOX_MAX_ATTEMPTS": (int, 5, "attempts before an event is marked failed"),
+    "INBOX_RETENTION_DAYS": (int, 7, "processed webhook events (they contain residents' texts) are deleted after this; 0 keeps them"),
     "REPLY_TOKEN_TTL_SECONDS": (float, 50.0, "after this age an event is answered by push instead of reply"),
     "WEBHOOK_MAX_BODY_BYTES": (int, 1_000_000, "larger webhook bodies are refused with 413"),
     "MAX_TEXT_CHARS": (int, 2000, "resident text beyond this is truncated before matching"),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -364,3 +364,19 @@ def pending_count(db: Database) -> int:
     """Events not yet done or failed."""
     with db.session() as session:
         return int(session.scalar(select(func.count()).select_from(InboxEvent).where(InboxEvent.status.in_([PENDING, PROCESSING]))) or 0)
+
+
+def purge_processed_events(app: Flask, now: dt.datetime | None = None) -> int:
+    """Delete processed (done or failed) inbox rows older than INBOX_RETENTION_DAYS: they hold residents' texts."""
+    days = int(app.config["INBOX_RETENTION_DAYS"])
+    if days <= 0:
+        return 0
+    cutoff = (now or utcnow()) - dt.timedelta(days=days)
+    with get_db(app).write_connection() as conn:
+        result = conn.execute(
+            delete(InboxEvent).where(InboxEvent.status.in_([DONE, FAILED]), InboxEvent.received_at < cutoff)
+        )
+    deleted = int(result.rowcount or 0)
+    if deleted:
+        log.info("inbox retention: %d processed event(s) deleted", deleted)
+    return deleted

@@ -325,3 +325,15 @@ def test_crash_after_handler_commit_resends_without_rerunning_handler(make_app, 
         assert s.scalar(select(func.count()).select_from(UsageEvent).where(UsageEvent.kind == "message")) == 1
     # The repeated push carried the same retry key: LINE answered 409 and delivered nothing new.
     assert len(fake_line.delivered(USER)) == 1
+
+
+def test_processed_events_are_deleted_after_the_retention_period(app, client, fake_line) -> None:
+    from handlers.inbox import purge_processed_events
+
+    assert signed_post(client, fake_line, body(fake_line.text_event(USER, "こんにちは"))).status_code == 200
+    drain(app)
+    assert purge_processed_events(app) == 0  # fresh: kept
+    later = utcnow() + dt.timedelta(days=int(app.config["INBOX_RETENTION_DAYS"]) + 1)
+    assert purge_processed_events(app, now=later) == 1
+    assert inbox_rows(app) == []
+    assert "purge_processed_events" in [job.__name__ for job in app.extensions["maintenance_jobs"]]
