@@ -64,7 +64,7 @@ def _decide(question: str) -> dict[str, object]:
     with get_db().session() as session:
         if service._smalltalk(question) is not None:
             return {"question": question, "decision": "unknown", "topic": None, "score": 0.0, "candidates": []}
-        d = service.decide(session, _municipality(), question, service.thresholds_from(current_app.config, service.INDEXES.get(session, _municipality())[0].default_thresholds))
+        d = service.decide(session, _municipality(), question, current_app.config)
     return {
         "question": question,
         "decision": d.kind,
@@ -101,9 +101,7 @@ def eval_(file: Path, misses: bool) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     with get_db().session() as session:
-        index, _ = service.INDEXES.get(session, _municipality())
-        thresholds = service.thresholds_from(current_app.config, index.default_thresholds)
-        result = evaluate(cases, lambda q: service.decide(session, _municipality(), q, thresholds))
+        result = evaluate(cases, lambda q: service.decide(session, _municipality(), q, current_app.config))
     click.echo(f"municipality: {_municipality()}")
     for line in result.lines():
         click.echo(line)

@@ -196,10 +196,10 @@ def thresholds_from(config: dict[str, Any], default: Thresholds | None = None) -
     )
 
 
-def decide(session: Session, municipality: str, text: str, thresholds: Thresholds | None = None) -> Decision:
+def decide(session: Session, municipality: str, text: str, config: dict[str, Any]) -> Decision:
     """The matcher's decision for a question over the city's published entries (no logging)."""
     index, _ = INDEXES.get(session, municipality)
-    return index.match(text, thresholds)
+    return index.match(text, thresholds_from(config, index.default_thresholds))
 
 
 def categories(session: Session, municipality: str) -> tuple[tuple[str, str], ...]:

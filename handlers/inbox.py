@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -138,10 +138,6 @@ class EventProcessor:
         self.dispatch = dispatch
         self.prepare = prepare
         self.config = app.config
-
-    def process(self, event_id: int, token: str) -> None:
-        """Process one claimed event; failures are logged and retried later, never raised."""
-        self.process_batch([(event_id, token)])
 
     def process_batch(self, claimed: list[tuple[int, str]]) -> None:
         """Process claimed events: handlers in ONE write transaction, then delivery, then one finish.
@@ -358,12 +354,6 @@ class InboxWorkers:
                 if self._pending_wakeups == 0:
                     self._wake.wait(poll)
                 self._pending_wakeups = max(0, self._pending_wakeups - 1)
-
-
-def pending_count(db: Database) -> int:
-    """Events not yet done or failed."""
-    with db.session() as session:
-        return int(session.scalar(select(func.count()).select_from(InboxEvent).where(InboxEvent.status.in_([PENDING, PROCESSING]))) or 0)
 
 
 def purge_processed_events(app: Flask, now: dt.datetime | None = None) -> int:
