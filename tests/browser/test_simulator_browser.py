@@ -161,6 +161,11 @@ def _rows(chrome: Any) -> list[tuple[str, str]]:
     return [(who, text) for who, text in rows]
 
 
+def _click(wait: WebDriverWait, xpath: str) -> None:
+    """Click an element that polling may re-render at any moment (stale references are retried)."""
+    wait.until(lambda d: d.find_element(By.XPATH, xpath).click() or True)
+
+
 def _bot_count(chrome: Any) -> int:
     return len(chrome.find_elements(By.CSS_SELECTOR, "#transcript .row.bot"))
 
@@ -260,7 +265,7 @@ def test_quick_replies_and_flex_buttons_work(
     assert not chrome.find_element(By.ID, "status").is_displayed(), chrome.find_element(By.ID, "status").text
 
     # A message-action button in the flex bubble sends its text as the resident; the bot answers.
-    chrome.find_element(By.XPATH, "//button[contains(@class,'flex-button') and normalize-space()='手数料は？']").click()
+    _click(wait, "//button[contains(@class,'flex-button') and normalize-space()='手数料は？']")
 
     def answered(d: Any) -> bool:
         rows = _rows(d)
@@ -274,9 +279,9 @@ def test_quick_replies_and_flex_buttons_work(
     assert rows[-1][0] == "bot" and last_me < len(rows) - 1
 
     # Switching residents shows each one's own conversation.
-    chrome.find_element(By.XPATH, f"//button[@data-user='{SIMULATED_RESIDENTS[0]['userId']}']").click()
+    _click(wait, f"//button[@data-user='{SIMULATED_RESIDENTS[0]['userId']}']")
     wait.until(lambda d: "手数料はいくら？" not in d.find_element(By.ID, "transcript").text)
-    chrome.find_element(By.XPATH, f"//button[@data-user='{user}']").click()
+    _click(wait, f"//button[@data-user='{user}']")
     wait.until(lambda d: "手数料はいくら？" in d.find_element(By.ID, "transcript").text)
     assert "住民票について" in chrome.find_element(By.ID, "transcript").text
 
