@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from segments.models import Resident
-from segments.service import get_resident, record_follow
+from segments.service import get_resident, preload_residents, record_follow
 
 
 @dataclass
@@ -50,3 +50,9 @@ class EventContext:
         if not self.user_id:
             return None
         return get_resident(self.session, self.user_id) or record_follow(self.session, self.user_id)
+
+
+def preload(session: Session, events: list[dict[str, Any]]) -> None:
+    """Load what the handlers of a batch of events look up (the senders), in one query."""
+    senders = {(e.get("source") or {}).get("userId") for e in events}
+    preload_residents(session, {s for s in senders if isinstance(s, str) and s})

@@ -21,20 +21,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from bot.db import Database, get_db, utcnow
 from bot.line import LineError, LineGateway, LineRejected, LineTimeout
-from handlers.context import EventContext
+from handlers.context import EventContext, preload
 from handlers.models import DONE, FAILED, PENDING, PROCESSING, InboxEvent
 
 log = logging.getLogger(__name__)
+# Handler work per write transaction: on SQLite the webhook's inserts wait this long at most.
+TXN_BUDGET_SECONDS = 0.02
 RETRY_KEY_NAMESPACE = uuid.UUID("6f1c1f55-8a4e-4d8e-9a55-3c2b8f6b8a10")
 Handler = Callable[[EventContext], None]
 Preparer = Callable[[dict[str, Any], Session, Any], Any]
@@ -59,13 +61,13 @@ def dedupe_key(event: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def store_events(db: Database, events: Sequence[IncomingEvent]) -> int:
-    """Insert events not seen before in one transaction; returns how many were new.
+def store_events(db: Database, events: Sequence[IncomingEvent]) -> set[str]:
+    """Insert events not seen before in one transaction; returns the keys that were new.
 
-    Core, not the ORM: this runs inside the webhook request on every event.
+    Core, not the ORM: this runs for every webhook request.
     """
     if not events:
-        return 0
+        return set()
     now = utcnow()
     rows = [
         {
@@ -83,9 +85,72 @@ def store_events(db: Database, events: Sequence[IncomingEvent]) -> int:
     ]
     dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
     stmt = dialect_insert(InboxEvent).on_conflict_do_nothing(index_elements=["webhook_event_id"])
-    stmt = stmt.returning(InboxEvent.id)
+    stmt = stmt.returning(InboxEvent.webhook_event_id)
     with db.write_connection() as conn:
-        return len(conn.execute(stmt, rows).all())
+        return set(conn.execute(stmt, rows).scalars().all())
+
+
+@dataclass
+class _StoreRequest:
+    events: Sequence[IncomingEvent]
+    done: threading.Event = field(default_factory=threading.Event)
+    new: int = 0
+    error: BaseException | None = None
+
+
+class InboxWriter:
+    """Group commit of webhook events: the requests waiting in this process share one transaction.
+
+    A request hands its events to the writer thread and waits until they are committed (LINE
+    gets its 200 only then). While one transaction commits, the next requests queue up and go
+    together into the next: under load one write transaction stores many events, so the write
+    lock (SQLite has one) is taken far less often than once per request.
+    """
+
+    def __init__(self, db: Database, timeout: float = 25.0) -> None:
+        self.db = db
+        self.timeout = timeout
+        self._cond = threading.Condition()
+        self._queue: list[_StoreRequest] = []
+        self._pid: int | None = None
+
+    def store(self, events: Sequence[IncomingEvent]) -> int:
+        """Store the events (deduplicated); returns how many were new. Raises what the insert raised."""
+        if not events:
+            return 0
+        request = _StoreRequest(events)
+        with self._cond:
+            if self._pid != os.getpid():  # first use in this process (or after a fork)
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="inbox-writer", daemon=True).start()
+            self._queue.append(request)
+            self._cond.notify()
+        if not request.done.wait(self.timeout):
+            # The writer may still commit them; LINE then redelivers and the copy is a duplicate.
+            raise TimeoutError("inbox writer did not answer in time")
+        if request.error is not None:
+            raise request.error
+        return request.new
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                batch, self._queue = self._queue, []
+            try:
+                new_keys = store_events(self.db, [e for r in batch for e in r.events])
+            except BaseException as exc:  # noqa: BLE001 - every waiting request answers 503
+                for r in batch:
+                    r.error = exc
+                    r.done.set()
+                continue
+            for r in batch:
+                for e in r.events:
+                    if e.key in new_keys:
+                        new_keys.discard(e.key)  # a key twice in the batch: the first is the new one
+                        r.new += 1
+                r.done.set()
 
 
 def claim_events(db: Database, limit: int, lease_seconds: float) -> list[tuple[int, str]]:
@@ -127,8 +192,49 @@ def push_retry_key(webhook_event_id: str) -> str:
     return str(uuid.uuid5(RETRY_KEY_NAMESPACE, webhook_event_id))
 
 
+@dataclass
+class ClaimedEvent:
+    """A leased inbox row as the processor needs it (plain data, no ORM session attached)."""
+
+    id: int
+    token: str
+    webhook_event_id: str
+    event_type: str
+    event_timestamp_ms: int
+    payload: dict[str, Any]
+    received_at: dt.datetime
+    is_handled: bool
+    outgoing: list[Any] | None
+    is_reply_uncertain: bool
+
+
+_CLAIMED_COLUMNS = (
+    InboxEvent.id, InboxEvent.claim_token, InboxEvent.webhook_event_id, InboxEvent.event_type,
+    InboxEvent.event_timestamp_ms, InboxEvent.payload, InboxEvent.received_at, InboxEvent.is_handled,
+    InboxEvent.outgoing, InboxEvent.is_reply_uncertain, InboxEvent.status,
+)
+_MARK_HANDLED = (
+    update(InboxEvent.__table__)
+    .where(InboxEvent.__table__.c.id == bindparam("b_id"))
+    .values(is_handled=True, outgoing=bindparam("b_outgoing"))
+)
+
+
+def _load_claimed(session: Session, claimed: Sequence[tuple[int, str]]) -> list[ClaimedEvent]:
+    """The claimed rows still held by their claim token, in claim order, read in one query."""
+    tokens = dict(claimed)
+    rows = session.execute(select(*_CLAIMED_COLUMNS).where(InboxEvent.id.in_(list(tokens)))).all()
+    loaded = {
+        r.id: ClaimedEvent(r.id, r.claim_token, r.webhook_event_id, r.event_type, r.event_timestamp_ms or 0,
+                           r.payload, r.received_at, bool(r.is_handled), r.outgoing, bool(r.is_reply_uncertain))
+        for r in rows
+        if r.claim_token == tokens[r.id] and r.status == PROCESSING
+    }
+    return [loaded[i] for i, _ in claimed if i in loaded]
+
+
 class EventProcessor:
-    """Runs one claimed event: handler (once), then delivery of its messages."""
+    """Runs claimed events: handler (once), then delivery of its messages."""
 
     def __init__(self, app: Flask, gateway: LineGateway, dispatch: Callable[[str], Handler],
                  prepare: Callable[[str], Preparer | None] = lambda event_type: None) -> None:
@@ -140,88 +246,123 @@ class EventProcessor:
         self.config = app.config
 
     def process_batch(self, claimed: list[tuple[int, str]]) -> None:
-        """Process claimed events: handlers in ONE write transaction, then delivery, then one finish.
+        """Process claimed events: prepare (read-only), handlers in few write transactions, delivery, finish.
 
-        On SQLite every write transaction queues for the one write lock, so a batch costs two
-        short transactions instead of two per event. Each handler runs in a savepoint: one
-        event failing rolls back only its own work.
+        On SQLite every write transaction queues for the one write lock, so handlers of many events
+        share one transaction, each in a savepoint (one event failing rolls back only its own work),
+        and a transaction ends after TXN_BUDGET_SECONDS of handler work so the webhook's inserts
+        never wait long for the lock.
         """
         if not claimed:
             return
-        prepared: dict[int, Any] = {}
-        for event_id, token in claimed:
+        rows, prepared, failed = self._prepare(claimed)
+        for row, exc in failed:
+            self._record_failure(row.id, row.token, exc)
+        pending = [row for row in rows if row.id in prepared]
+        while pending:
             try:
-                prepared[event_id] = self._prepare(event_id)
-            except Exception as exc:  # noqa: BLE001 - a failing preparer fails only its event
-                self._record_failure(event_id, token, exc)
-        pending = [(i, t) for i, t in claimed if i in prepared]
-        try:
-            handled, failures = self._run_handlers(pending, prepared)
-        except Exception as exc:  # noqa: BLE001 - the batch's transaction failed: retry them all
-            for event_id, token in pending:
-                self._record_failure(event_id, token, exc)
-            return
-        for event_id, token, exc in failures:
-            self._record_failure(event_id, token, exc)
-        done: list[tuple[int, str]] = []
-        for row, token in handled:
-            try:
-                self._deliver(row)
-                done.append((row.id, token))
-            except Exception as exc:  # noqa: BLE001 - one event failing must not fail the others
-                self._record_failure(row.id, token, exc)
-        self._finish_many(done)
+                try:
+                    handled, failures, rest = self._run_handlers(pending, prepared, isolate=False)
+                except Exception:  # noqa: BLE001 - some handler failed: again, each in a savepoint
+                    handled, failures, rest = self._run_handlers(pending, prepared, isolate=True)
+            except Exception as exc:  # noqa: BLE001 - the transaction failed: retry its events later
+                for row in pending:
+                    self._record_failure(row.id, row.token, exc)
+                return
+            pending = rest
+            for row, exc in failures:
+                self._record_failure(row.id, row.token, exc)
+            done: list[tuple[int, str]] = []
+            for row in handled:
+                try:
+                    self._deliver(row)
+                    done.append((row.id, row.token))
+                except Exception as exc:  # noqa: BLE001 - one event failing must not fail the others
+                    self._record_failure(row.id, row.token, exc)
+            self._finish_many(done)
 
-    def _prepare(self, event_id: int) -> Any:
-        """Run the event's preparer with a read-only session (no write lock held meanwhile)."""
+    def _prepare(
+        self, claimed: Sequence[tuple[int, str]]
+    ) -> tuple[list[ClaimedEvent], dict[int, Any], list[tuple[ClaimedEvent, Exception]]]:
+        """Load the rows and run their preparers in one read-only session (no write lock held meanwhile)."""
+        prepared: dict[int, Any] = {}
+        failed: list[tuple[ClaimedEvent, Exception]] = []
         with self.db.read_session() as session:
-            row = session.get(InboxEvent, event_id)
-            if row is None or row.is_handled:
-                return None
-            preparer = self.prepare(row.event_type)
-            return preparer(row.payload, session, self.config) if preparer else None
+            rows = _load_claimed(session, claimed)
+            for row in rows:
+                preparer = None if row.is_handled else self.prepare(row.event_type)
+                try:
+                    prepared[row.id] = preparer(row.payload, session, self.config) if preparer else None
+                except Exception as exc:  # noqa: BLE001 - a failing preparer fails only its event
+                    failed.append((row, exc))
+        return rows, prepared, failed
 
     def _run_handlers(
-        self, claimed: list[tuple[int, str]], prepared: dict[int, Any]
-    ) -> tuple[list[tuple[InboxEvent, str]], list[tuple[int, str, Exception]]]:
-        """Run each handler (once: not again if a previous attempt committed its work)."""
-        handled: list[tuple[InboxEvent, str]] = []
-        failures: list[tuple[int, str, Exception]] = []
+        self, rows: Sequence[ClaimedEvent], prepared: dict[int, Any], isolate: bool = True
+    ) -> tuple[list[ClaimedEvent], list[tuple[ClaimedEvent, Exception]], list[ClaimedEvent]]:
+        """Run handlers (once: not again if a previous attempt committed its work) in one transaction.
+
+        With `isolate`, each handler runs in a savepoint and a failure is returned with its event;
+        without, the first failure rolls the whole transaction back and is raised (the fast path:
+        no savepoints, and the ORM writes the batch's rows together at commit).
+        Returns the handled rows, the failures, and the rows left for the next transaction
+        because this one used up its time budget.
+        """
+        handled: list[ClaimedEvent] = []
+        failures: list[tuple[ClaimedEvent, Exception]] = []
+        if not rows:
+            return handled, failures, []
         with self.db.session() as session:
-            for event_id, token in claimed:
-                row = session.get(InboxEvent, event_id)
-                if row is None or row.claim_token != token or row.status != PROCESSING:
+            deadline = time.monotonic() + TXN_BUDGET_SECONDS
+            # Re-read under the write lock: still ours, and handled by an earlier attempt or not.
+            current = {row.id: row for row in _load_claimed(session, [(r.id, r.token) for r in rows])}
+            preload(session, [row.payload for row in current.values() if not row.is_handled])
+            marks: list[dict[str, Any]] = []
+            left: list[ClaimedEvent] = []
+            for index, row in enumerate(rows):
+                if time.monotonic() > deadline:
+                    left = list(rows[index:])
+                    break
+                now = current.get(row.id)
+                if now is None:
                     continue  # someone else holds it now
-                if not row.is_handled:
-                    try:
-                        with session.begin_nested():
-                            ctx = EventContext(
-                                event=row.payload,
-                                session=session,
-                                config=self.config,
-                                webhook_event_id=row.webhook_event_id,
-                                received_at=row.received_at,
-                                prepared=prepared.get(event_id),
-                            )
-                            self.dispatch(row.event_type)(ctx)
-                            row.is_handled = True
-                            row.outgoing = ctx.outgoing
-                    except Exception as exc:  # noqa: BLE001 - rolled back to the savepoint
-                        failures.append((event_id, token, exc))
-                        continue
-                handled.append((row, token))
-            session.flush()
-        return handled, failures
+                if not now.is_handled:
+                    ctx = EventContext(
+                        event=now.payload,
+                        session=session,
+                        config=self.config,
+                        webhook_event_id=now.webhook_event_id,
+                        received_at=now.received_at,
+                        prepared=prepared.get(row.id),
+                    )
+                    handler = self.dispatch(now.event_type)
+                    if isolate:
+                        try:
+                            with session.begin_nested():
+                                handler(ctx)
+                        except Exception as exc:  # noqa: BLE001 - rolled back to the savepoint
+                            failures.append((now, exc))
+                            continue
+                    else:
+                        handler(ctx)
+                    now.is_handled, now.outgoing = True, ctx.outgoing
+                    marks.append({"b_id": now.id, "b_outgoing": ctx.outgoing})
+                handled.append(now)
+            if marks:
+                session.execute(_MARK_HANDLED, marks)
+        return handled, failures, left
 
-    def _run_handler(self, event_id: int, token: str) -> InboxEvent | None:
-        """Run one event's handler (see _run_handlers); the row, detached, or None."""
-        prepared = {event_id: self._prepare(event_id)}
-        handled, failures = self._run_handlers([(event_id, token)], prepared)
+    def _run_handler(self, event_id: int, token: str) -> ClaimedEvent | None:
+        """Run one event's handler (see _run_handlers); its row, or None."""
+        rows, prepared, failed = self._prepare([(event_id, token)])
+        if failed:
+            raise failed[0][1]
+        handled, failures, _left = self._run_handlers(rows, prepared)
         if failures:
-            raise failures[0][2]
-        return handled[0][0] if handled else None
+            raise failures[0][1]
+        return handled[0] if handled else None
 
-    def _deliver(self, row: InboxEvent) -> None:
+    def _deliver(self, row: ClaimedEvent) -> None:
         """Send the handler's messages: reply while the token is fresh, else push with a retry key."""
         messages = row.outgoing or []
         if not messages:
@@ -296,6 +437,7 @@ class InboxWorkers:
         self.app = app
         self.processor = processor
         self.db = get_db(app)
+        self.writer = InboxWriter(self.db)
         self._wake = threading.Condition()
         self._pending_wakeups = 0
         self._stop = threading.Event()

@@ -12,8 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.db import get_db
-from handlers.inbox import IncomingEvent, dedupe_key, store_events
+from handlers.inbox import IncomingEvent, dedupe_key
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
@@ -117,15 +116,15 @@ def callback() -> tuple[dict[str, Any], int]:
         return _answer(400, "events must be a list")
 
     accepted, skipped = parse_events(payload)
-    db = get_db()
+    inbox = current_app.extensions["inbox"]
     try:
-        new = store_events(db, accepted)
-    except SQLAlchemyError:
+        new = inbox.writer.store(accepted)
+    except (SQLAlchemyError, TimeoutError):
         # Not stored: a non-2xx makes LINE redeliver, so nothing is lost.
         log.exception("webhook events could not be stored")
         return _answer(503, "temporarily unavailable")
     if new:
-        current_app.extensions["inbox"].notify()
+        inbox.notify()
     if len(accepted) - new:
         log.info("webhook: %d redelivered event(s) acknowledged without processing", len(accepted) - new)
     return {"stored": new, "duplicates": len(accepted) - new, "skipped": skipped}, 200
