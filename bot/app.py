@@ -55,10 +55,10 @@ def create_app(**overrides: Any) -> Flask:
     # Imported here, not at module top, so `bot` depends on nothing of ours at import time.
     from bot import admin, cli
     from handlers import webhook
-    from handlers.dispatch import handler_for, preparer_for
+    from handlers.dispatch import handler_for, prepare_batch, preparer_for
     from handlers.inbox import EventProcessor, InboxWorkers
 
-    processor = EventProcessor(app, app.extensions["line"], handler_for, preparer_for)
+    processor = EventProcessor(app, app.extensions["line"], handler_for, preparer_for, prepare_batch)
     app.extensions["inbox"] = InboxWorkers(app, processor)
     app.register_blueprint(webhook.bp)
     admin.init_app(app)

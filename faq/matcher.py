@@ -7,6 +7,7 @@ import gc
 import logging
 import math
 import os
+import threading
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -530,14 +531,33 @@ class MatcherIndex:
                     best = max(best, r)
         return best
 
+    def prime(self, texts: list[str]) -> None:
+        """Embed these questions in one model call for this thread's next match() calls.
+
+        The model streams its weights once per call, so a batch costs about as much as one
+        question. Vectors not used by the next matches are dropped at the next prime().
+        """
+        if self.embeddings is None or self.embedder is None:
+            return
+        from faq.embed import EmbeddingUnavailable
+
+        keys = list(dict.fromkeys(clean((t or "")[:MAX_QUERY_CHARS]) for t in texts))
+        try:
+            vectors = self.embedder.encode(keys)  # type: ignore[attr-defined]
+        except EmbeddingUnavailable:
+            return  # each question is embedded (or falls back) on its own in match()
+        _PRIMED.vectors = dict(zip(keys, vectors))
+
     def _embed_scores(self, q: _Query) -> np.ndarray | None:
         """Embedding cosine per entry rescaled so unrelated text is ~0, or None if off."""
         if self.embeddings is None or self.embedder is None:
             return None
         from faq.embed import EmbeddingUnavailable
 
+        key = clean(q.raw)
+        primed = getattr(_PRIMED, "vectors", None)
         try:
-            qv = self.embedder.encode([clean(q.raw)])[0]  # type: ignore[attr-defined]
+            qv = primed.pop(key) if primed and key in primed else self.embedder.encode([key])[0]  # type: ignore[attr-defined]
         except EmbeddingUnavailable as exc:
             log.warning("embedding failed, lexical-only for this question: %s", exc)
             return None
@@ -564,6 +584,10 @@ class MatcherIndex:
         if confident and len(text or "") <= MAX_ANSWERABLE_CHARS and not elsewhere:
             return Decision("answer", cands[0].entry_id, s1, cands)
         return Decision("clarify", None, s1, cands)
+
+
+# Question vectors embedded ahead by MatcherIndex.prime(), per thread, used once.
+_PRIMED = threading.local()
 
 
 @dataclass(frozen=True)

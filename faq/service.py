@@ -12,10 +12,11 @@ import functools
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from bot.config import ROOT
@@ -95,14 +96,21 @@ class FaqReply:
         return self.entry.entry_id if self.entry else None
 
 
+@functools.lru_cache(maxsize=1)
+def _smalltalk_forms() -> dict[str, SmalltalkKind]:
+    """Normalised small-talk words -> kind (normalised once, not per question)."""
+    forms: dict[str, SmalltalkKind] = {}
+    for kind, words in _SMALLTALK_WORDS.items():
+        for w in words:
+            forms.setdefault(normalize(w), kind)
+    return forms
+
+
 def _smalltalk(text: str) -> SmalltalkKind | None:
     norm = normalize(text).strip("!！?？。.、〜~ー")
     if not norm or len(norm) > 20:
         return None
-    for kind, words in _SMALLTALK_WORDS.items():
-        if any(norm == normalize(w) for w in words):
-            return kind
-    return None
+    return _smalltalk_forms().get(norm)
 
 
 def to_kb_entry(row: FaqEntry) -> KBEntry:
@@ -139,6 +147,14 @@ class _IndexCache:
         self._lock = threading.Lock()
         self._by_stamp: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {}
         self._by_content: dict[str, tuple[MatcherIndex, dict[str, KBEntry]]] = {}
+        # When each (database, city) stamp was last checked, and this process's edit counter:
+        # an edit made here is seen at once, one made by another process within STAMP_CHECK_SECONDS.
+        self._checked_at: dict[tuple[str, str], tuple[float, int]] = {}
+        self._edits = 0
+
+    def touch(self) -> None:
+        """An entry was changed in this process: check the stamps again on next use."""
+        self._edits += 1
 
     @staticmethod
     def stamp(session: Session, municipality: str) -> tuple[Any, ...]:
@@ -153,9 +169,16 @@ class _IndexCache:
     def get(self, session: Session, municipality: str) -> tuple[MatcherIndex, dict[str, KBEntry]]:
         """The current index for the city (built on first use or after a change)."""
         key = (str(session.get_bind().url), municipality)
-        stamp = self.stamp(session, municipality)
         known = self._by_stamp.get(key)
+        checked = self._checked_at.get(key)
+        now = time.monotonic()
+        if (known and known[1] in self._by_content and checked and checked[1] == self._edits
+                and now - checked[0] < STAMP_CHECK_SECONDS):
+            return self._by_content[known[1]]
+        edits = self._edits
+        stamp = self.stamp(session, municipality)
         if known and known[0] == stamp and known[1] in self._by_content:
+            self._checked_at[key] = (now, edits)
             return self._by_content[known[1]]
         with self._lock:
             rows = session.scalars(
@@ -172,10 +195,15 @@ class _IndexCache:
                 while len(self._by_content) > 8:  # old versions after edits: keep memory bounded
                     self._by_content.pop(next(iter(self._by_content)))
             self._by_stamp[key] = (stamp, content)
+            self._checked_at[key] = (now, edits)
             return self._by_content[content]
 
 
+# How long a process answers from its index before checking the database for other processes' edits.
+STAMP_CHECK_SECONDS = 1.0
 INDEXES = _IndexCache()
+for _when in ("after_insert", "after_update", "after_delete"):
+    event.listen(FaqEntry, _when, lambda *_args: INDEXES.touch())
 
 
 def view(entry: KBEntry) -> EntryView:
@@ -242,6 +270,19 @@ class PreparedAnswer:
     smalltalk: SmalltalkKind | None
     decision: Decision | None
     by_id: dict[str, KBEntry]
+
+
+def prime_questions(session: Session, texts: list[str], config: dict[str, Any]) -> None:
+    """Embed a batch of questions in one model call before prepare_answer matches them one by one.
+
+    The embedding model streams its weights once per call, so a batch costs little more than
+    one question. Only this thread's next matches use the vectors; nothing is kept beyond them.
+    """
+    questions = [t for t in texts if _smalltalk(t) is None]
+    if len(questions) < 2:
+        return
+    index, _ = INDEXES.get(session, config["MUNICIPALITY"])
+    index.prime(questions)
 
 
 def prepare_answer(session: Session, text: str, config: dict[str, Any]) -> PreparedAnswer:

@@ -6,7 +6,7 @@ import logging
 
 from handlers.context import EventContext
 from handlers.follow import handle_follow, handle_unfollow
-from handlers.message import handle_message, prepare_message
+from handlers.message import handle_message, prepare_message, prime_messages
 from handlers.postback import handle_postback
 from kpi.service import record_usage
 
@@ -32,6 +32,11 @@ DISPATCH = {
 PREPARERS = {
     "message": prepare_message,
 }
+
+
+def prepare_batch(events: list[dict], session, config) -> None:  # type: ignore[no-untyped-def]
+    """Work the preparers of a batch share, done once before them: the questions' embeddings."""
+    prime_messages([e for e in events if e.get("type") == "message"], session, config)
 
 
 def handler_for(event_type: str):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from faq.service import answer_question, prepare_answer
+from faq.service import answer_question, prepare_answer, prime_questions
 from handlers import settings
 from handlers.context import EventContext
 from handlers.faq_replies import faq_reply_messages
@@ -38,6 +38,12 @@ def prepare_message(event: dict[str, Any], session: Session, config: dict[str, A
     if question is None or normalize_command(question) in settings.TEXT_COMMANDS:
         return None
     return prepare_answer(session, question, config)
+
+
+def prime_messages(events: list[dict[str, Any]], session: Session, config: dict[str, Any]) -> None:
+    """Before a batch's prepare_message calls: embed all its questions in one model call."""
+    questions = [q for q in (_question(e, config) for e in events) if q is not None]
+    prime_questions(session, [q for q in questions if normalize_command(q) not in settings.TEXT_COMMANDS], config)
 
 
 def handle_message(ctx: EventContext) -> None:
