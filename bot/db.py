@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +18,8 @@ from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -68,6 +73,10 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            # No checkpoints inside commits: a checkpoint writes and syncs the database file, and
+            # whoever commits at that moment (a webhook acknowledgement) would wait for it.
+            # Database's checkpointer thread does them instead (see _Checkpointer).
+            cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -78,7 +87,6 @@ def make_engine(url: str) -> Engine:
                 return
             _begin_immediate(conn.connection.dbapi_connection)
 
-        return engine
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
@@ -111,12 +119,63 @@ def _begin_immediate(dbapi_conn: Any, deadline_seconds: float = 30.0) -> None:
         cur.close()
 
 
+class _Checkpointer:
+    """A thread that copies SQLite's write-ahead log into the database file every second.
+
+    Connections do not checkpoint when they commit (see make_engine), so the syncing happens
+    here, off every request's path. PASSIVE: it never blocks readers or writers. One per
+    process that writes; a checkpoint by any process serves all of them.
+    """
+
+    def __init__(self, engine: Engine, interval: float = 1.0) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._pid: int | None = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def ensure_running(self) -> None:
+        """Start the thread in this process if it is not running (cheap; safe after fork)."""
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._stop.clear()
+                threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True).start()
+
+    def checkpoint(self) -> None:
+        """One PASSIVE checkpoint (also run by the thread)."""
+        raw = self.engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.checkpoint()
+            except Exception:  # noqa: BLE001 - e.g. the file removed under a test; try again later
+                log.debug("WAL checkpoint failed", exc_info=True)
+
+    def stop(self) -> None:
+        """Stop the thread and checkpoint once more, so the log is not left to grow."""
+        self._stop.set()
+        self._pid = None
+        try:
+            self.checkpoint()
+        except Exception:  # noqa: BLE001
+            log.debug("final WAL checkpoint failed", exc_info=True)
+
+
 class Database:
     """The app's engine and session factory (stored in app.extensions['db'])."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self._checkpointer = _Checkpointer(self.engine) if self.engine.dialect.name == "sqlite" else None
         # SQLite: take the write lock at BEGIN. A deferred transaction that reads and then
         # writes fails at once with "database is locked" when another writer got there first
         # (SQLite cannot wait in that case); IMMEDIATE waits for busy_timeout instead.
@@ -132,6 +191,8 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session for background work: commits on success, rolls back on error."""
+        if self._checkpointer is not None:
+            self._checkpointer.ensure_running()
         s = self.sessionmaker()
         try:
             yield s
@@ -155,11 +216,15 @@ class Database:
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A Core connection in a write transaction (BEGIN IMMEDIATE on SQLite), committed on exit."""
+        if self._checkpointer is not None:
+            self._checkpointer.ensure_running()
         with self._write_engine.begin() as conn:
             yield conn
 
     def dispose(self) -> None:
         """Close pooled connections (tests, shutdown)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         self.engine.dispose()
 
 
@@ -187,5 +252,8 @@ def get_db(app: Flask | None = None) -> Database:
 def get_session() -> Session:
     """The request-scoped session (closed at app-context teardown)."""
     if "db_session" not in g:
-        g.db_session = get_db().sessionmaker()
+        database = get_db()
+        if database._checkpointer is not None:
+            database._checkpointer.ensure_running()
+        g.db_session = database.sessionmaker()
     return g.db_session  # type: ignore[no-any-return]

