@@ -20,7 +20,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
-from rapidfuzz import fuzz  # noqa: E402
+from rapidfuzz import fuzz, process  # noqa: E402
 
 from faq.normalize import Analysis, Token, analyze, clean, fold_kana, normalize  # noqa: E402
 
@@ -506,7 +506,8 @@ class MatcherIndex:
             fused[i] = 1.0
         for i in top:
             if len(q.norm) >= 4:
-                best = max((fuzz.ratio(q.norm, t) / 100.0 for t in self.phrase_texts[i]), default=0.0)
+                hit = process.extractOne(q.norm, self.phrase_texts[i], scorer=fuzz.ratio)
+                best = hit[1] / 100.0 if hit else 0.0
                 if best >= p.fuzzy_floor:
                     fused[i] = max(fused[i], best)
             if p.keyword_bonus > 0:

@@ -158,14 +158,17 @@ def claim_events(db: Database, limit: int, lease_seconds: float) -> list[tuple[i
     """Lease up to `limit` claimable events to this worker; returns (id, claim token) pairs."""
     now = utcnow()
     token = uuid.uuid4().hex
+    is_claimable = or_(
+        and_(InboxEvent.status == PENDING, or_(InboxEvent.lease_until.is_(None), InboxEvent.lease_until < now)),
+        and_(InboxEvent.status == PROCESSING, InboxEvent.lease_until < now),
+    )
+    # Look before taking the write lock: most wake-ups find nothing (another worker was faster).
+    with db.read_session() as session:
+        if session.execute(select(InboxEvent.id).where(is_claimable).limit(1)).first() is None:
+            return []
     claimable = (
         select(InboxEvent.id)
-        .where(
-            or_(
-                and_(InboxEvent.status == PENDING, or_(InboxEvent.lease_until.is_(None), InboxEvent.lease_until < now)),
-                and_(InboxEvent.status == PROCESSING, InboxEvent.lease_until < now),
-            )
-        )
+        .where(is_claimable)
         .order_by(InboxEvent.id)
         .limit(limit)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite has one writer at a time anyway
