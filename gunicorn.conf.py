@@ -20,12 +20,13 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     if "inbox" not in getattr(app, "extensions", {}):
         return  # another WSGI app served with this file (the fake platform in benchmarks)
     app.extensions["inbox"].start()
-    # Build the FAQ index now rather than on the first resident's message.
+    # Build the FAQ index and load the model now rather than on the first resident's message.
     from bot.db import get_db
     from faq.service import INDEXES
 
     try:
-        with get_db(app).session() as session:
-            INDEXES.get(session, app.config["MUNICIPALITY"])
+        with get_db(app).read_session() as session:
+            index, _ = INDEXES.get(session, app.config["MUNICIPALITY"])
+        index.match("住民票の写しがほしい")  # loads the embedding model too (vectors may come from the disk cache)
     except Exception:  # noqa: BLE001 - e.g. not migrated yet: answer later, don't crash the worker
         worker.log.exception("FAQ index warm-up failed")

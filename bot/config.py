@@ -33,7 +33,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "LINE_API_DATA_BASE_URL": (str, None, "Messaging API data host (rich-menu images); default follows LINE_API_BASE_URL when it is not LINE's"),
     "LINE_TIMEOUT_SECONDS": (float, 10.0, "timeout of every LINE API call"),
     "MUNICIPALITY": (str, "nasukarasuyama", "city: nasukarasuyama | nasushiobara | joso | ohtawara"),
-    "INBOX_WORKER_THREADS": (int, 1, "background threads per web process that process stored webhook events"),
+    "INBOX_WORKER_THREADS": (int, 1, "background threads per web process that process stored webhook events (one measured best on 2 cores)"),
     "INBOX_BATCH_SIZE": (int, 16, "events a worker thread claims and handles in one transaction"),
     "INBOX_LEASE_SECONDS": (float, 60.0, "a claimed event not finished within this is claimed again"),
     "INBOX_POLL_SECONDS": (float, 1.0, "how often idle workers look for unclaimed events"),
