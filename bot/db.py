@@ -183,6 +183,11 @@ class Database:
         self.sessionmaker = sessionmaker(self._write_engine, expire_on_commit=False)
         self._read_sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
 
+    def ensure_checkpointer(self) -> None:
+        """SQLite: make sure this process's WAL checkpoint thread runs (called before writing)."""
+        if self._checkpointer is not None:
+            self._checkpointer.ensure_running()
+
     @property
     def is_postgres(self) -> bool:
         """True when the database is PostgreSQL."""
@@ -191,8 +196,7 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session for background work: commits on success, rolls back on error."""
-        if self._checkpointer is not None:
-            self._checkpointer.ensure_running()
+        self.ensure_checkpointer()
         s = self.sessionmaker()
         try:
             yield s
@@ -216,8 +220,7 @@ class Database:
     @contextmanager
     def write_connection(self) -> Iterator[Connection]:
         """A Core connection in a write transaction (BEGIN IMMEDIATE on SQLite), committed on exit."""
-        if self._checkpointer is not None:
-            self._checkpointer.ensure_running()
+        self.ensure_checkpointer()
         with self._write_engine.begin() as conn:
             yield conn
 
@@ -253,7 +256,6 @@ def get_session() -> Session:
     """The request-scoped session (closed at app-context teardown)."""
     if "db_session" not in g:
         database = get_db()
-        if database._checkpointer is not None:
-            database._checkpointer.ensure_running()
+        database.ensure_checkpointer()
         g.db_session = database.sessionmaker()
     return g.db_session  # type: ignore[no-any-return]

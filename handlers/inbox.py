@@ -255,9 +255,9 @@ class EventProcessor:
         """Process claimed events: prepare (read-only), handlers in few write transactions, delivery, finish.
 
         On SQLite every write transaction queues for the one write lock, so handlers of many events
-        share one transaction, each in a savepoint (one event failing rolls back only its own work),
-        and a transaction ends after TXN_BUDGET_SECONDS of handler work so the webhook's inserts
-        never wait long for the lock.
+        share one transaction, and a transaction ends after TXN_BUDGET_SECONDS of handler work so
+        the webhook's inserts never wait long for the lock. If a handler fails, the transaction is
+        run again with a savepoint per event: one event failing rolls back only its own work.
         """
         if not claimed:
             return
