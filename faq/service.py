@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.config import ROOT
@@ -310,20 +310,23 @@ def answer_question(session: Session, text: str, config: dict[str, Any], residen
     assert decision is not None
     entry = by_id.get(decision.entry_id) if decision.entry_id else None
     candidates = tuple(view(by_id[c.entry_id]) for c in decision.candidates if c.entry_id in by_id)
-    row = QuestionLog(
-        municipality=municipality,
-        masked_text=mask_personal_data(text)[:1000],
-        decision=decision.kind,
-        topic=decision.entry_id,
-        score=float(decision.score),
-        candidates=[{"topic": c.entry_id, "score": c.score} for c in decision.candidates],
-        resident_id=resident_id,
-    )
-    session.add(row)
-    session.flush()
+    # Core insert: only the id is needed, and the ORM would flush every pending object first.
+    log_id = session.execute(
+        insert(QuestionLog.__table__).returning(QuestionLog.__table__.c.id),
+        {
+            "asked_at": utcnow(),
+            "municipality": municipality,
+            "masked_text": mask_personal_data(text)[:1000],
+            "decision": decision.kind,
+            "topic": decision.entry_id,
+            "score": float(decision.score),
+            "candidates": [{"topic": c.entry_id, "score": c.score} for c in decision.candidates],
+            "resident_id": resident_id,
+        },
+    ).scalar_one()
     cats = categories(session, municipality) if decision.kind == "unknown" else ()
     return FaqReply(
-        decision.kind, entry=view(entry) if entry else None, candidates=candidates, log_id=row.id,
+        decision.kind, entry=view(entry) if entry else None, candidates=candidates, log_id=log_id,
         score=float(decision.score), categories=cats, city_name=city_name, contact=contact,
     )
 
