@@ -35,6 +35,7 @@ _KANA_TABLE = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
 # is dropped; inside a word it is kept. Done before kana folding, while words are visible.
 _TRAILING_CHOON = re.compile(r"(?<=[ァ-ヺ])ー+(?![ァ-ヺー])")
 _SPACES = re.compile(r"\s+")
+_KANJI = re.compile(r"[\u4e00-\u9fff々]")
 _HIRAGANA_ONLY = re.compile(r"[ぁ-ゖー]+")
 # Spaces left between Japanese characters (after punctuation was removed) carry no meaning.
 _JA = r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff々〆ー]"
@@ -260,7 +261,9 @@ def analyze(text: str) -> Analysis:
                 read.append(r if r and pos[0] != "記号" else m.surface())
             if pos[0] in _STOP_POS:
                 continue
-            if pos[1] == "固有名詞" and pos[2] == "地名":
+            # Place names residents use for another town are written in kanji (東京, 宇都宮); a kana
+            # word tagged 地名 is usually something else (バレー as in volleyball).
+            if pos[1] == "固有名詞" and pos[2] == "地名" and _KANJI.search(m.surface()):
                 places.append(normalize(m.normalized_form()))
             kana = _HIRAGANA_ONLY.fullmatch(m.surface()) is not None
             form = _canonical(m.normalized_form())

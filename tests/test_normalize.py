@@ -98,3 +98,12 @@ def test_huge_input_is_bounded() -> None:
     assert isinstance(tokens("住民票" * 33_334), list)
     assert isinstance(normalize("あ" * 100_000), str)
     assert time.perf_counter() - start < 5.0
+
+
+def test_only_kanji_place_names_count_as_another_town() -> None:
+    from faq.normalize import analyze
+
+    assert analyze("東京で住民票を取りたい").places == ["東京"]
+    assert analyze("宇都宮市のごみの出し方").places == ["宇都宮市"]
+    # Sudachi tags バレー (volleyball) as a place name; a kana word must not make the bot refuse.
+    assert analyze("バレーの練習で体育館を借りたい").places == []
