@@ -661,6 +661,7 @@ class Delivery:
     request_id: str
     retry_key: str | None
     at: float
+    reply_token: str | None = None  # for replies: the token used (benchmarks match replies to events by it)
 
     def as_dict(self) -> dict[str, Any]:
         """Serialise for the control API."""
@@ -1147,10 +1148,11 @@ class FakeLinePlatform:
     # ---- operations -------------------------------------------------------------------------------
 
     def _deliver_locked(
-        self, kind: str, to: list[str], messages: list[dict[str, Any]], request_id: str, retry_key: str | None
+        self, kind: str, to: list[str], messages: list[dict[str, Any]], request_id: str, retry_key: str | None,
+        reply_token: str | None = None,
     ) -> list[dict[str, str]]:
         """Record a delivery (lock held) and return LINE's sentMessages for it."""
-        self.deliveries.append(Delivery(kind, list(to), messages, request_id, retry_key, time.time()))
+        self.deliveries.append(Delivery(kind, list(to), messages, request_id, retry_key, time.time(), reply_token))
         for user in to:
             self._by_user.setdefault(user, []).extend(messages)
         self._changed.notify_all()
@@ -1168,7 +1170,8 @@ class FakeLinePlatform:
         with self._lock:
             issued = self._reply_tokens.pop(body["replyToken"], None)
             if issued is not None and now - issued.issued_at <= self.reply_token_ttl:
-                sent = self._deliver_locked("reply", [issued.user_id], body["messages"], request_id, None)
+                sent = self._deliver_locked("reply", [issued.user_id], body["messages"], request_id, None,
+                                            body["replyToken"])
                 return _json(200, {"sentMessages": sent})
         log.warning("fake LINE: invalid, reused or expired reply token (request %s)", request_id)
         return _json(400, {"message": "Invalid reply token"})
