@@ -56,6 +56,15 @@ def get_resident(session: Session, line_user_id: str) -> Resident | None:
     return resident
 
 
+def _new_resident(session: Session, line_user_id: str, **values: object) -> Resident:
+    """Add a resident (and tell the preloaded residents of this session, if any, about it)."""
+    resident = Resident(line_user_id=line_user_id, **values)
+    session.add(resident)
+    if _CACHE_KEY in session.info:
+        session.info[_CACHE_KEY][line_user_id] = resident
+    return resident
+
+
 def record_follow(session: Session, line_user_id: str) -> Resident:
     """Mark the resident as following; a re-follow starts afresh with no attributes.
 
@@ -64,10 +73,7 @@ def record_follow(session: Session, line_user_id: str) -> Resident:
     """
     resident = get_resident(session, line_user_id)
     if resident is None:
-        resident = Resident(line_user_id=line_user_id)
-        session.add(resident)
-        if _CACHE_KEY in session.info:
-            session.info[_CACHE_KEY][line_user_id] = resident
+        resident = _new_resident(session, line_user_id)
     else:
         forget_attributes(resident)
     resident.is_following = True
@@ -91,8 +97,7 @@ def record_unfollow(session: Session, line_user_id: str) -> Resident:
     """Mark the resident as gone and delete their declared attributes."""
     resident = get_resident(session, line_user_id)
     if resident is None:
-        resident = Resident(line_user_id=line_user_id, followed_at=None)
-        session.add(resident)
+        resident = _new_resident(session, line_user_id, followed_at=None)
     resident.is_following = False
     resident.unfollowed_at = utcnow()
     forget_attributes(resident)

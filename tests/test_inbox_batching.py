@@ -155,3 +155,18 @@ def test_sqlite_commits_do_not_checkpoint_the_wal_a_thread_does(app) -> None:
     wait_until(checkpointed, 5, "the WAL copied into the database file")
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM residents")).scalar() == 50
+
+
+def test_unfollow_then_follow_of_a_new_resident_in_one_batch(app, fake_line) -> None:
+    """A resident first seen by an unfollow and then a follow in the same batch is one row."""
+    user = "U" + "7" * 32
+    db = get_db(app)
+    with db.session() as s:
+        preload_residents(s, [user])
+        from segments.service import record_unfollow
+
+        record_unfollow(s, user)
+        record_follow(s, user)
+    with db.session() as s:
+        rows = list(s.scalars(select(Resident).where(Resident.line_user_id == user)))
+    assert len(rows) == 1 and rows[0].is_following
