@@ -314,7 +314,6 @@ def answer_question(session: Session, text: str, config: dict[str, Any], residen
     log_id = session.execute(
         insert(QuestionLog.__table__).returning(QuestionLog.__table__.c.id),
         {
-            "asked_at": utcnow(),
             "municipality": municipality,
             "masked_text": mask_personal_data(text)[:1000],
             "decision": decision.kind,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 from handlers.context import EventContext
 from handlers.follow import handle_follow, handle_unfollow
@@ -34,7 +37,7 @@ PREPARERS = {
 }
 
 
-def prepare_batch(events: list[dict], session, config) -> None:  # type: ignore[no-untyped-def]
+def prepare_batch(events: list[dict[str, Any]], session: Session, config: dict[str, Any]) -> None:
     """Work the preparers of a batch share, done once before them: the questions' embeddings."""
     prime_messages([e for e in events if e.get("type") == "message"], session, config)
 

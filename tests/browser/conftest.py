@@ -52,3 +52,18 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+def log_in(browser: Any, url: str, username: str, password: str, landing_h1: str, timeout: float = 30.0) -> None:
+    """Open `url` (the login form, or a page that sends there), sign in, wait for the landing page's heading."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    wait = WebDriverWait(browser, timeout)
+    wait.until(EC.visibility_of_element_located((By.ID, "username")))
+    browser.find_element(By.ID, "username").send_keys(username)
+    browser.find_element(By.ID, "password").send_keys(password)
+    browser.find_element(By.ID, "login-submit").click()
+    wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), landing_h1))

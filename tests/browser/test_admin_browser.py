@@ -11,7 +11,7 @@ from flask import Flask
 
 from bot import auth
 from bot.db import get_db
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
@@ -28,14 +28,8 @@ VIEWER_PASSWORD = "tanaka-password-5678"
 
 
 def _log_in(browser: Any, base: str, username: str, password: str) -> None:
-    """Fill in and submit the login form, then wait for the dashboard."""
-    browser.get(base + "/admin/")
-    wait = WebDriverWait(browser, WAIT)
-    wait.until(EC.visibility_of_element_located((By.ID, "username")))
-    browser.find_element(By.ID, "username").send_keys(username)
-    browser.find_element(By.ID, "password").send_keys(password)
-    browser.find_element(By.ID, "login-submit").click()
-    wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "ダッシュボード"))
+    """Sign in from the admin's front page and land on the dashboard."""
+    log_in(browser, base + "/admin/", username, password, "ダッシュボード", WAIT)
 
 
 def _nav_labels(browser: Any) -> list[str]:

@@ -16,7 +16,7 @@ from bot.db import get_db, utcnow
 from bot.sandbox.fake_line import FakeLinePlatform
 from broadcast.schedule import JST
 from broadcast.scheduler import run_once
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
 from tests.conftest import LiveServer
 from tests.test_broadcast import add_residents, deliveries_per_user
 
@@ -45,12 +45,7 @@ def test_compose_schedule_a_minute_ahead_and_see_it_sent(
     base = live_server.url
     wait = WebDriverWait(browser, WAIT)
 
-    browser.get(base + "/admin/notices")
-    wait.until(EC.visibility_of_element_located((By.ID, "username")))
-    browser.find_element(By.ID, "username").send_keys("koho")
-    browser.find_element(By.ID, "password").send_keys(PASSWORD)
-    browser.find_element(By.ID, "login-submit").click()
-    wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "お知らせ配信"))
+    log_in(browser, base + "/admin/notices", "koho", PASSWORD, "お知らせ配信", WAIT)
     browser.find_element(By.ID, "new-notice").click()
     wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "お知らせを作成"))
 

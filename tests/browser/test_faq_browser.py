@@ -18,7 +18,7 @@ from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from faq.models import FaqEntry, FaqRevision
 from faq.store import load_repo_kb
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
@@ -97,13 +97,7 @@ def _say_unanswerable(browser: Any, text: str) -> None:
 
 
 def _log_in(browser: Any, base: str, username: str, password: str) -> None:
-    browser.get(base + "/admin/login")
-    wait = _wait(browser)
-    wait.until(EC.visibility_of_element_located((By.ID, "username")))
-    browser.find_element(By.ID, "username").send_keys(username)
-    browser.find_element(By.ID, "password").send_keys(password)
-    browser.find_element(By.ID, "login-submit").click()
-    wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "ダッシュボード"))
+    log_in(browser, base + "/admin/login", username, password, "ダッシュボード", WAIT)
 
 
 def _nav_labels(browser: Any) -> list[str]:

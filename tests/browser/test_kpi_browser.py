@@ -11,7 +11,7 @@ from flask import Flask
 
 from bot import auth
 from bot.db import get_db
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
 from tests.conftest import LiveServer
 from tests.test_kpi import add_events
 
@@ -29,13 +29,7 @@ PASSWORD = "kacho-password-2468"
 
 def _log_in(browser: Any, base: str, username: str, password: str, next_path: str) -> None:
     """Open a KPI page, get sent to the login form, sign in and land back on the page."""
-    browser.get(base + next_path)
-    wait = WebDriverWait(browser, WAIT)
-    wait.until(EC.visibility_of_element_located((By.ID, "username")))
-    browser.find_element(By.ID, "username").send_keys(username)
-    browser.find_element(By.ID, "password").send_keys(password)
-    browser.find_element(By.ID, "login-submit").click()
-    wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "利用状況（KPI）"))
+    log_in(browser, base + next_path, username, password, "利用状況（KPI）", WAIT)
 
 
 def _drawn(chart: Any) -> list[Any]:
