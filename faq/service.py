@@ -294,6 +294,9 @@ def prepare_answer(session: Session, text: str, config: dict[str, Any]) -> Prepa
     return PreparedAnswer(text, None, index.match(text, thresholds_from(config, index.default_thresholds)), by_id)
 
 
+_INSERT_QUESTION_LOG = insert(QuestionLog.__table__).returning(QuestionLog.__table__.c.id)
+
+
 def answer_question(session: Session, text: str, config: dict[str, Any], resident_id: int | None = None,
                     prepared: PreparedAnswer | None = None) -> FaqReply:
     """Decide how to answer a resident's text and log it (masked) for staff."""
@@ -310,19 +313,21 @@ def answer_question(session: Session, text: str, config: dict[str, Any], residen
     assert decision is not None
     entry = by_id.get(decision.entry_id) if decision.entry_id else None
     candidates = tuple(view(by_id[c.entry_id]) for c in decision.candidates if c.entry_id in by_id)
-    # Core insert: only the id is needed, and the ORM would flush every pending object first.
-    log_id = session.execute(
-        insert(QuestionLog.__table__).returning(QuestionLog.__table__.c.id),
-        {
-            "municipality": municipality,
-            "masked_text": mask_personal_data(text)[:1000],
-            "decision": decision.kind,
-            "topic": decision.entry_id,
-            "score": float(decision.score),
-            "candidates": [{"topic": c.entry_id, "score": c.score} for c in decision.candidates],
-            "resident_id": resident_id,
-        },
-    ).scalar_one()
+    # Core insert, without autoflush: only the id is needed, and the objects the handler added
+    # so far (usage events) are then written together with the rest of the batch at commit.
+    with session.no_autoflush:
+        log_id = session.execute(
+            _INSERT_QUESTION_LOG,
+            {
+                "municipality": municipality,
+                "masked_text": mask_personal_data(text)[:1000],
+                "decision": decision.kind,
+                "topic": decision.entry_id,
+                "score": float(decision.score),
+                "candidates": [{"topic": c.entry_id, "score": c.score} for c in decision.candidates],
+                "resident_id": resident_id,
+            },
+        ).scalar_one()
     cats = categories(session, municipality) if decision.kind == "unknown" else ()
     return FaqReply(
         decision.kind, entry=view(entry) if entry else None, candidates=candidates, log_id=log_id,
