@@ -88,10 +88,16 @@ def _header(headers: Any, name: str) -> str | None:
 
 
 def _error_message(body: Any) -> str:
+    """LINE's error message and its first details (property paths and rules: no message content)."""
     try:
-        return str(json.loads(body).get("message", ""))[:200]
+        data = json.loads(body)
+        message = str(data.get("message", ""))
+        details = [d for d in data.get("details") or [] if isinstance(d, dict)][:3]
     except (ValueError, TypeError, AttributeError):
         return ""
+    if details:
+        message += ": " + "; ".join(f"{d.get('property', '')} {d.get('message', '')}".strip() for d in details)
+    return message[:300]
 
 
 class LineGateway:

@@ -89,6 +89,18 @@ def test_limits_are_checked_before_calling_line(gateway, fake_line) -> None:
     assert fake_line.requests == []
 
 
+
+def test_a_message_line_would_refuse_is_rejected_with_lines_reason(gateway, fake_line) -> None:
+    # Messages go out as JSON without the SDK's models: LINE's own validation is the check.
+    token = fake_line.issue_reply_token(USER)
+    with pytest.raises(LineRejected) as rejected:
+        gateway.reply(token, [{"type": "text", "text": "x" * 5001}])
+    fake_line.invalid.clear()  # expected here: the fixture fails tests that send invalid requests
+    assert rejected.value.status == 400 and rejected.value.request_id
+    assert "messages[0].text" in str(rejected.value)  # LINE's details say which property
+    assert "x" * 20 not in str(rejected.value)  # and never the message itself
+    assert fake_line.delivered(USER) == []
+
 def test_profile_loading_and_rich_menu_calls(gateway, fake_line) -> None:
     assert gateway.get_profile(USER)["userId"] == USER
     gateway.show_loading(USER, 5)
