@@ -9,12 +9,14 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy import func, select
 
 from bot.admin import jst
 from bot.db import get_db
 from faq import review, service
 from faq.evaluation import evaluate, parse_eval_tsv
 from faq.kb import KBError
+from faq.models import FaqEntry
 from faq.retention import purge_log_command
 from faq.store import ImportError_, export_csv, import_csv, load_repo_kb, read_text
 
@@ -60,6 +62,24 @@ def export(file: Path, kind: str) -> None:
     click.echo(f"{file}: 書き出しました")
 
 
+def _ensure_knowledge_base() -> None:
+    """Load the repo's knowledge base for MUNICIPALITY when the database has no entry of the city yet.
+
+    So `MUNICIPALITY=joso flask faq ask ...` answers on a database set up for another city; a city
+    that imported its own FAQ (or whose staff edited entries) has entries and is left alone.
+    """
+    municipality = _municipality()
+    try:
+        with get_db().session() as session:
+            if session.scalar(select(func.count()).select_from(FaqEntry).where(FaqEntry.municipality == municipality)):
+                return
+            report = load_repo_kb(session, municipality)
+    except KBError as exc:
+        raise click.ClickException(f"知識ベースのファイルに誤りがあります: {exc}") from None
+    click.echo(f"{municipality}: データベースにこの市の知識ベースがなかったため、リポジトリの知識ベースを読み込みました"
+               f"（{report.summary()}）", err=True)
+
+
 def _decide(question: str) -> dict[str, object]:
     with get_db().session() as session:
         if service._smalltalk(question) is not None:
@@ -79,6 +99,7 @@ def _decide(question: str) -> dict[str, object]:
 @click.argument("question", required=False)
 def ask(as_json: bool, question: str | None) -> None:
     """Ask QUESTION (or one question per line on stdin) and print the decision."""
+    _ensure_knowledge_base()
     questions = [question] if question is not None else (line.rstrip("\n") for line in sys.stdin)
     for q in questions:
         if not q.strip():
@@ -100,6 +121,7 @@ def eval_(file: Path, misses: bool) -> None:
         cases = parse_eval_tsv(file.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    _ensure_knowledge_base()
     with get_db().session() as session:
         result = evaluate(cases, lambda q: service.decide(session, _municipality(), q, current_app.config))
     click.echo(f"municipality: {_municipality()}")

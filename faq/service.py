@@ -192,6 +192,9 @@ class _IndexCache:
                                            place_names_known=_place_names(municipality))
                 self._by_content[content] = (index, {e.id: e for e in entries})
                 log.info("FAQ index built: municipality=%s entries=%d", municipality, len(entries))
+                if not entries:
+                    log.warning("no published FAQ entries for municipality=%s: every question gets "
+                                "「わかりません」 (run `flask faq load` or `flask faq import`)", municipality)
                 while len(self._by_content) > 8:  # old versions after edits: keep memory bounded
                     self._by_content.pop(next(iter(self._by_content)))
             self._by_stamp[key] = (stamp, content)

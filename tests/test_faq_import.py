@@ -135,3 +135,24 @@ def test_ask_reads_stdin_one_question_per_line(app, runner) -> None:
     assert set(lines[0]) == {"question", "decision", "topic", "score", "candidates"}
     assert lines[0]["topic"] == "mynumber-pin" and lines[0]["decision"] == "answer"
     assert lines[1]["decision"] == "unknown"
+
+
+def test_ask_and_eval_load_the_citys_knowledge_base_when_the_database_has_none(make_app, tmp_path) -> None:
+    # A database set up for one city, asked about another: the repo's entries of that city are loaded once.
+    nasu = make_app(MUNICIPALITY="nasushiobara")
+    assert nasu.test_cli_runner().invoke(args=["faq", "load"]).exit_code == 0
+    joso = make_app(empty=False, MUNICIPALITY="joso")
+    runner = joso.test_cli_runner()
+    first = runner.invoke(args=["faq", "ask", "--json", "マイナンバーカードの暗証番号を忘れた"])
+    assert first.exit_code == 0, first.output
+    assert "joso: データベースにこの市の知識ベースがなかったため" in first.stderr
+    answer = json.loads(first.stdout)
+    assert answer["decision"] == "answer" and answer["topic"] == "mynumber-pin"
+    with get_db(joso).session() as s:
+        by_city = dict(s.execute(select(FaqEntry.municipality, func.count()).group_by(FaqEntry.municipality)).all())
+    assert by_city == {"nasushiobara": 65, "joso": 65}
+    cases = tmp_path / "cases.tsv"
+    cases.write_text("question\texpected\nマイナンバーカードの暗証番号を忘れた\tmynumber-pin\n", encoding="utf-8")
+    again = runner.invoke(args=["faq", "eval", str(cases)])
+    assert again.exit_code == 0 and "top-1: 100.0%" in again.stdout
+    assert again.stderr == ""  # loaded once, not again
