@@ -18,7 +18,7 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     """Start the inbox threads in every worker, so events left by a crash are picked up."""
     app = worker.wsgi
     if "inbox" not in getattr(app, "extensions", {}):
-        return  # another WSGI app served with this file (the fake platform in benchmarks)
+        return  # another WSGI app: gunicorn reads ./gunicorn.conf.py for any app started here
     app.extensions["inbox"].start()
     # Build the FAQ index and load the model now rather than on the first resident's message.
     from bot.db import get_db

@@ -10,6 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bot.admin import jst
 from bot.db import get_db
@@ -18,7 +19,7 @@ from faq.evaluation import evaluate, parse_eval_tsv
 from faq.kb import KBError
 from faq.models import FaqEntry
 from faq.retention import purge_log_command
-from faq.store import ImportError_, export_csv, import_csv, load_repo_kb, read_text
+from faq.store import ImportError_, LoadReport, export_csv, import_csv, load_repo_kb, read_text
 
 faq_cli = AppGroup("faq", help="FAQ knowledge base (MUNICIPALITY chooses the city).")
 
@@ -30,12 +31,17 @@ def _municipality() -> str:
 @faq_cli.command("load")
 def load() -> None:
     """Load the knowledge base shipped in faq/kb for MUNICIPALITY (idempotent)."""
+    with get_db().session() as session:
+        report = _load_repo(session)
+    click.echo(f"{_municipality()}: 知識ベースを読み込みました（{report.summary()}）")
+
+
+def _load_repo(session: Session) -> LoadReport:
+    """load_repo_kb for MUNICIPALITY; a broken knowledge-base file is a CLI error (nothing written)."""
     try:
-        with get_db().session() as session:
-            report = load_repo_kb(session, _municipality())
+        return load_repo_kb(session, _municipality())
     except KBError as exc:
         raise click.ClickException(f"知識ベースのファイルに誤りがあります: {exc}") from None
-    click.echo(f"{_municipality()}: 知識ベースを読み込みました（{report.summary()}）")
 
 
 @faq_cli.command("import")
@@ -69,13 +75,10 @@ def _ensure_knowledge_base() -> None:
     that imported its own FAQ (or whose staff edited entries) has entries and is left alone.
     """
     municipality = _municipality()
-    try:
-        with get_db().session() as session:
-            if session.scalar(select(func.count()).select_from(FaqEntry).where(FaqEntry.municipality == municipality)):
-                return
-            report = load_repo_kb(session, municipality)
-    except KBError as exc:
-        raise click.ClickException(f"知識ベースのファイルに誤りがあります: {exc}") from None
+    with get_db().session() as session:
+        if session.scalar(select(func.count()).select_from(FaqEntry).where(FaqEntry.municipality == municipality)):
+            return
+        report = _load_repo(session)
     click.echo(f"{municipality}: データベースにこの市の知識ベースがなかったため、リポジトリの知識ベースを読み込みました"
                f"（{report.summary()}）", err=True)
 

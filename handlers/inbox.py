@@ -363,16 +363,6 @@ class EventProcessor:
                 session.execute(_MARK_HANDLED, marks)
         return handled, failures, left
 
-    def _run_handler(self, event_id: int, token: str) -> ClaimedEvent | None:
-        """Run one event's handler (see _run_handlers); its row, or None."""
-        rows, prepared, failed = self._prepare([(event_id, token)])
-        if failed:
-            raise failed[0][1]
-        handled, failures, _left = self._run_handlers(rows, prepared)
-        if failures:
-            raise failures[0][1]
-        return handled[0] if handled else None
-
     def _deliver(self, row: ClaimedEvent) -> None:
         """Send the handler's messages: reply while the token is fresh, else push with a retry key."""
         messages = row.outgoing or []

@@ -32,18 +32,24 @@ def _question(event: dict[str, Any], config: dict[str, Any]) -> str | None:
     return str(message.get("text", ""))[: int(config["MAX_TEXT_CHARS"])]
 
 
-def prepare_message(event: dict[str, Any], session: Session, config: dict[str, Any]) -> Any:
-    """Match the question before the write transaction (None for commands and non-text)."""
+def _question_to_match(event: dict[str, Any], config: dict[str, Any]) -> str | None:
+    """The text the FAQ matcher is to answer (None for non-text and for settings commands)."""
     question = _question(event, config)
     if question is None or normalize_command(question) in settings.TEXT_COMMANDS:
         return None
-    return prepare_answer(session, question, config)
+    return question
+
+
+def prepare_message(event: dict[str, Any], session: Session, config: dict[str, Any]) -> Any:
+    """Match the question before the write transaction (None for commands and non-text)."""
+    question = _question_to_match(event, config)
+    return None if question is None else prepare_answer(session, question, config)
 
 
 def prime_messages(events: list[dict[str, Any]], session: Session, config: dict[str, Any]) -> None:
     """Before a batch's prepare_message calls: embed all its questions in one model call."""
-    questions = [q for q in (_question(e, config) for e in events) if q is not None]
-    prime_questions(session, [q for q in questions if normalize_command(q) not in settings.TEXT_COMMANDS], config)
+    questions = [q for q in (_question_to_match(e, config) for e in events) if q is not None]
+    prime_questions(session, questions, config)
 
 
 def handle_message(ctx: EventContext) -> None:

@@ -313,8 +313,11 @@ def test_crash_after_handler_commit_resends_without_rerunning_handler(make_app, 
     dying = _store_without_processing(make_app, fake_line, [event])
     inbox = dying.extensions["inbox"]
     (event_id, token), = __import__("handlers.inbox", fromlist=["claim_events"]).claim_events(get_db(dying), 1, 0.01)
-    row = inbox.processor._run_handler(event_id, token)  # handler committed, then the process died
-    assert row is not None and row.is_handled
+    rows, prepared, failed = inbox.processor._prepare([(event_id, token)])
+    handled, failures, _left = inbox.processor._run_handlers(rows, prepared)  # handler committed, then the process died
+    assert not failed and not failures
+    row, = handled
+    assert row.is_handled
     inbox.processor._deliver(row)  # it even managed to push once before dying
     assert len(fake_line.delivered(USER)) == 1
     time.sleep(0.05)
