@@ -45,6 +45,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "FAQ_ANSWER_THRESHOLD": (float, None, "matcher score to answer directly (default: the measured value in faq/matcher.py)"),
     "FAQ_CLARIFY_THRESHOLD": (float, None, "score floor for 「もしかして」; below it the bot says it does not know"),
     "FAQ_MARGIN": (float, None, "lead over the second entry needed to answer directly"),
+    "FAQ_CHOICE_WINDOW_MINUTES": (float, 30.0, "a number a resident sends (1〜3, 0 = どれでもない) picks from their 「もしかして」 of the last this many minutes; 0 turns it off"),
     "BROADCAST_POLL_SECONDS": (float, 5.0, "how often the notice dispatcher (flask broadcast run-scheduler) looks for due notices"),
     "BROADCAST_SEND_THREADS": (int, 4, "multicast calls the dispatcher makes at the same time"),
     "BROADCAST_MAX_ATTEMPTS": (int, 15, "attempts per multicast chunk (429, 5xx, timeouts) before it is marked failed"),
