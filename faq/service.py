@@ -8,9 +8,11 @@ words before matching, and stores the masked question for staff.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import hashlib
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -54,7 +56,7 @@ CATEGORY_LABELS = {
     "bot": "このLINEについて",
 }
 
-SmalltalkKind = Literal["greeting", "thanks", "menu", "help"]
+SmalltalkKind = Literal["greeting", "thanks", "menu", "help", "chat"]
 _SMALLTALK_WORDS: dict[SmalltalkKind, tuple[str, ...]] = {
     "greeting": ("こんにちは", "こんばんは", "おはよう", "おはようございます", "はじめまして", "やあ", "ハロー",
                  "hello", "hi", "どうも", "よろしく", "よろしくお願いします"),
@@ -62,7 +64,29 @@ _SMALLTALK_WORDS: dict[SmalltalkKind, tuple[str, ...]] = {
                "助かりました", "たすかりました", "了解", "わかりました", "OK", "おk"),
     "menu": ("メニュー", "menu", "めにゅー", "一覧", "カテゴリ", "よくある質問"),
     "help": ("ヘルプ", "help", "へるぷ", "使い方", "つかいかた", "何ができる", "なにができる", "何ができるの"),
+    "chat": ("暇", "ひま", "元気", "げんき", "お元気ですか", "ねむい", "眠い", "疲れた", "つかれた", "おやすみ",
+             "おやすみなさい", "お疲れさま", "お疲れ様", "お疲れさまです", "おつかれ", "笑", "w", "草", "はは", "あはは",
+             "あなたは誰", "何歳"),
 }
+# Chat that is not a question to the city (今日ひま？, 好きな食べ物は？, 天気いいね, ｗｗ): whole short
+# texts only, matched on the normalised form (hiragana, lower case, no punctuation), so a real
+# question that happens to contain such a word (大雨の天気で避難所は開いてる？) is still matched.
+_CHAT_MAX_CHARS = 15
+_CHAT_PREFIX = r"(?:ねえ|ねぇ|ねー|あー|はぁ|なんか|今日は?|きょうは?|今|いま|めっちゃ|すごく|とても|超|もう)*"
+_CHAT_SUFFIX = r"(?:です|でした|だ|なの|なん|じゃない|でしょ|ですか|か|かな|かも|ね|よ|な|なぁ|なー|わ|ー|〜|w|笑)*"
+_CHAT_CORES = (
+    r"ひま|暇|退屈|たいくつ|つまらない|つまんない|さみしい|寂しい|さびしい",
+    r"お?元気|お?げんき|元気にしてる|調子どう|調子はどう",
+    r"ねむ|ねむい|眠い|ねむたい|眠たい|おやすみ(?:なさい)?",
+    r"(?:疲|つか)れ(?:た|ました|てる)?|お(?:疲|つか)れ(?:さま|様)?|おつ",
+    r"お?(?:腹|なか|おなか)(?:が)?(?:すいた|空いた|へった|減った)|腹減った",
+    r"好きな.{1,6}(?:は|って|(?:は|って)?(?:何|なに|なあに))|好き|大好き|愛してる|かわいい|すごい|えらい",
+    r"(?:天気|てんき)(?:が)?(?:いい|良い|最高|悪い|わるい)|いい(?:天気|てんき)",
+    r"(?:あなた|きみ|君|おまえ|お前|ぼっと|bot)?(?:は|って)?(?:誰|だれ|何者|なにもの|人間|ai|何歳|なんさい|いくつ)",
+    r"何してる|なにしてる|何してるの|なにしてるの|遊ぼう|あそぼう|暇つぶし",
+    r"(?:笑|w|草)+|あ?は{2,}|ふ{2,}|へ{2,}|うける|やば(?:い)?|まじ|まじか|なるほど|へえ|ふーん|そっか|そうなんだ",
+)
+_CHAT_PATTERN = re.compile(rf"{_CHAT_PREFIX}(?:{'|'.join(_CHAT_CORES)}){_CHAT_SUFFIX}")
 
 
 @dataclass(frozen=True)
@@ -110,7 +134,10 @@ def _smalltalk(text: str) -> SmalltalkKind | None:
     norm = normalize(text).strip("!！?？。.、〜~ー")
     if not norm or len(norm) > 20:
         return None
-    return _smalltalk_forms().get(norm)
+    kind = _smalltalk_forms().get(norm)
+    if kind is None and len(norm) <= _CHAT_MAX_CHARS and _CHAT_PATTERN.fullmatch(norm.replace(" ", "")):
+        return "chat"
+    return kind
 
 
 def to_kb_entry(row: FaqEntry) -> KBEntry:
@@ -364,3 +391,34 @@ def record_choice(session: Session, log_id: Any, resident_id: int | None, entry_
         return False
     row.chosen_topic = entry_id or ""
     return True
+
+
+@dataclass(frozen=True)
+class PendingClarify:
+    """A 「もしかして」 the resident has not answered yet: its log row and the entries it offered, in order."""
+
+    log_id: int
+    topics: tuple[str, ...]
+
+
+def pending_clarify(session: Session, resident_id: int | None, municipality: str,
+                    window_minutes: float) -> PendingClarify | None:
+    """The resident's open 「もしかして」, so a number they send can pick from it.
+
+    Only the resident's latest logged question counts (a newer question closes an older
+    「もしかして」), and only if it is a 「もしかして」 not yet chosen, asked within the window.
+    """
+    if resident_id is None or window_minutes <= 0:
+        return None
+    row = session.execute(
+        select(QuestionLog.id, QuestionLog.decision, QuestionLog.chosen_topic, QuestionLog.asked_at,
+               QuestionLog.candidates)
+        .where(QuestionLog.resident_id == resident_id, QuestionLog.municipality == municipality)
+        .order_by(QuestionLog.id.desc()).limit(1)
+    ).first()
+    if row is None or row.decision != "clarify" or row.chosen_topic is not None:
+        return None
+    if row.asked_at < utcnow() - dt.timedelta(minutes=window_minutes):
+        return None
+    topics = tuple(str(c["topic"]) for c in row.candidates or [] if isinstance(c, dict) and c.get("topic"))
+    return PendingClarify(row.id, topics) if topics else None

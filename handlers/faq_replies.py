@@ -8,6 +8,7 @@ from faq.service import EntryView, FaqReply
 from handlers.replies import postback_button, text
 
 MAX_MENU_ITEMS = 12  # 13 quick replies at most: 12 items + 「もっと見る」
+CLARIFY_CHOICES = 3  # entries offered by 「もしかして」, numbered 1..3 (0 = 「どれでもない」)
 
 
 def feedback_buttons(log_id: int | None) -> list[dict[str, Any]]:
@@ -28,14 +29,32 @@ def answer_messages(entry: EntryView, log_id: int | None) -> list[dict[str, Any]
     return messages
 
 
+def choice_numbers(count: int) -> str:
+    """The valid numbers of a 「もしかして」 as the resident reads them: 「1」 or 「1〜3」."""
+    return "1" if count <= 1 else f"1〜{count}"
+
+
 def clarify_messages(reply: FaqReply) -> list[dict[str, Any]]:
-    """「もしかして」: the top entries as buttons, plus 「どれでもない」."""
-    buttons = [
-        postback_button(c.title, {"a": "pick", "q": reply.log_id, "t": c.entry_id}, c.title) for c in reply.candidates[:3]
-    ]
+    """「もしかして」: the top entries numbered in the text (quick replies don't show on LINE for PC
+    and vanish after a newer message, so the resident can also send the number) and as buttons,
+    plus 「どれでもない」 (0)."""
+    offered = reply.candidates[:CLARIFY_CHOICES]
+    buttons = [postback_button(c.title, {"a": "pick", "q": reply.log_id, "t": c.entry_id}, c.title) for c in offered]
     buttons.append(postback_button("どれでもない", {"a": "pick", "q": reply.log_id, "t": ""}, "どれでもない"))
-    lines = "\n".join(f"・{c.title}" for c in reply.candidates[:3])
-    return [text(f"もしかして、次のどれかについてのご質問ですか？\n{lines}\n下のボタンから選んでください。", buttons)]
+    lines = "\n".join(f"{n}. {c.title}" for n, c in enumerate(offered, 1))
+    return [text(
+        f"もしかして、次のどれかについてのご質問ですか？\n{lines}\n"
+        f"番号（{choice_numbers(len(offered))}）を送るか、下のボタンから選んでください。"
+        "当てはまらないときは「0」を送ってください。",
+        buttons,
+    )]
+
+
+def choice_out_of_range_messages(count: int) -> list[dict[str, Any]]:
+    """A number the last 「もしかして」 did not offer."""
+    numbers = "「1」" if count <= 1 else f"{choice_numbers(count)}の番号"
+    return [text(f"申し訳ありません。その番号は選べません。{numbers}を送るか、"
+                 "当てはまるものがないときは「0」を送ってください。")]
 
 
 def category_buttons(categories: tuple[tuple[str, str], ...], page: int = 0) -> list[dict[str, Any]]:
@@ -87,6 +106,8 @@ def entry_list_messages(entries: list[EntryView], label: str) -> list[dict[str, 
 SMALLTALK_TEXT = {
     "greeting": "こんにちは。{city}公式LINEです。手続きや暮らしのことを、文章で気軽に質問してください。",
     "thanks": "どういたしまして。ほかにも知りたいことがあれば、いつでも送ってください。",
+    "chat": "お話ししてくれてありがとうございます。このLINEでは{city}の手続きや暮らしの情報にお答えしています。"
+            "知りたいことを文章で送ってください（例：住民票をコンビニで取りたい）。",
 }
 
 

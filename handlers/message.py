@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from faq.service import answer_question, prepare_answer, prime_questions
-from handlers import settings
+from handlers import clarify_choice, settings
 from handlers.context import EventContext
 from handlers.faq_replies import faq_reply_messages
 from handlers.replies import text
@@ -41,9 +41,12 @@ def _question_to_match(event: dict[str, Any], config: dict[str, Any]) -> str | N
 
 
 def prepare_message(event: dict[str, Any], session: Session, config: dict[str, Any]) -> Any:
-    """Match the question before the write transaction (None for commands and non-text)."""
+    """Match the question before the write transaction (None for commands, non-text, and a number
+    that picks from the sender's open 「もしかして」)."""
     question = _question_to_match(event, config)
-    return None if question is None else prepare_answer(session, question, config)
+    if question is None or clarify_choice.is_choice(event, question, session, config):
+        return None
+    return prepare_answer(session, question, config)
 
 
 def prime_messages(events: list[dict[str, Any]], session: Session, config: dict[str, Any]) -> None:
@@ -70,6 +73,8 @@ def handle_message(ctx: EventContext) -> None:
     if command is not None:
         record_usage(ctx.session, "command", resident_id, command=normalize_command(question))
         command(ctx, resident_id)
+        return
+    if clarify_choice.answer_number(ctx, question, resident_id):  # 「2」 after 「もしかして」
         return
     reply = answer_question(ctx.session, question, ctx.config, resident_id, prepared=ctx.prepared)
     record_usage(ctx.session, "decision", resident_id, decision=reply.decision, topic=reply.topic, question=reply.log_id)

@@ -8,8 +8,9 @@ from typing import Any
 
 from faq import service
 from handlers import settings
+from handlers.clarify_choice import choose
 from handlers.context import EventContext
-from handlers.faq_replies import answer_messages, entry_list_messages, menu_messages, unknown_messages
+from handlers.faq_replies import answer_messages, entry_list_messages, menu_messages
 from handlers.replies import parse_postback_data, text
 from kpi.service import record_usage
 
@@ -31,23 +32,7 @@ def _feedback(ctx: EventContext, data: dict[str, Any], resident_id: int | None) 
 
 
 def _pick(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
-    municipality = ctx.config["MUNICIPALITY"]
-    chosen = data.get("t")
-    if not isinstance(chosen, str) or not service.record_choice(ctx.session, data.get("q"), resident_id, chosen):
-        ctx.reply(text(STALE))
-        return
-    record_usage(ctx.session, "clarify_choice", resident_id, topic=chosen or None, question=data.get("q"))
-    if not chosen:
-        name, contact = service.city_contact(municipality)
-        reply = service.FaqReply("unknown", categories=service.categories(ctx.session, municipality),
-                                 city_name=name, contact=contact)
-        ctx.reply(*unknown_messages(reply))
-        return
-    entry = service.get_entry(ctx.session, municipality, chosen)
-    if entry is None:
-        ctx.reply(text(STALE))
-        return
-    ctx.reply(*answer_messages(entry, data.get("q")))
+    choose(ctx, data.get("q"), data.get("t"), resident_id, STALE)
 
 
 def _menu(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
