@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import gc
 import logging
 import math
@@ -22,7 +23,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS
 import numpy as np  # noqa: E402
 from rapidfuzz import fuzz, process  # noqa: E402
 
-from faq.normalize import Analysis, Token, analyze, clean, fold_kana, normalize  # noqa: E402
+from faq.decision import DecisionModel, Signals, load_model  # noqa: E402
+from faq.normalize import Analysis, Token, analyze, clean, fold_kana, normalize, strip_filler  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +178,46 @@ def _weighted_tokens(toks: list[Token], p: Params, vocab: dict[str, int] | None 
 _NOUN_POS = frozenset({"名詞", "接尾辞", "接頭辞"})
 
 
+_KANJI_RE = __import__("re").compile(r"[\u4e00-\u9fff々]")
+_KANA_RUN = __import__("re").compile(r"[ぁ-ゖー]{3,}")
+_MAX_READING = 14  # longest reading looked up when segmenting a kana run
+# Kana endings and function words are cut out of a run before it is segmented, so their
+# sounds are never read as words (でしょうか is not 証, ください is not 区).
+_KANA_FUNCTION = __import__("re").compile("|".join(sorted({
+    "でしょうか", "でしょう", "ください", "くださ", "ありますか", "ありません", "ありました", "あります", "いますか",
+    "います", "ません", "ました", "ましたが", "ますか", "ます", "ですか", "です", "でした", "たいです", "たいんですけど",
+    "たいんですが", "たいのですが", "たいんだけど", "たい", "ほしい", "したい", "して", "した", "する", "しない",
+    "できますか", "できる", "できない", "できます", "なりますか", "なります", "いいですか", "いい", "よいですか", "よい",
+    "だけど", "けれど", "けど", "ところ", "とか", "など", "ので", "から", "まで", "について", "という", "って",
+    "くらい", "ぐらい", "どこ", "いつ", "なに", "なん", "どう", "どれ", "だれ", "こと", "もの", "ため", "よう", "そう",
+    "わかる", "わからない", "しりたい", "おしえて", "ひと", "わたし", "ぼく", "うち", "です", "ちゃう", "ちゃった",
+}, key=len, reverse=True)))
+
+
+@functools.lru_cache(maxsize=65536)
+def _dictionary_reading(form: str) -> str:
+    """Reading of a word's dictionary form (払う -> はらう), "" if it is not one word."""
+    toks = [t for t in analyze(form).tokens if not t.part]
+    return toks[0].reading if len(toks) == 1 else ""
+
+
+def _add_readings(lexicon: dict[str, tuple[str, float]], toks: list[Token], p: Params) -> None:
+    """Record the readings of kanji words: nouns by their surface reading, verbs and
+    adjectives by the reading of their dictionary form (the form a kana question yields)."""
+    for t in toks:
+        if not _KANJI_RE.search(t.form):
+            continue
+        noun = t.pos in _NOUN_POS
+        reading = t.reading if noun else _dictionary_reading(t.form)
+        # One kanji read with two kana (税 ぜい, 市 し) would turn up inside unrelated kana.
+        if len(reading) < 3 and not (len(reading) == 2 and len(t.form) >= 2):
+            continue
+        weight = (p.noun_weight if noun else p.verb_weight) * (p.sub_weight if t.part else 1.0)
+        known = lexicon.get(reading)
+        if known is None or weight > known[1]:
+            lexicon[reading] = (t.form, weight)
+
+
 class _Postings:
     """Compressed sparse rows: term id -> (row indices, values), for fast accumulation."""
 
@@ -302,6 +344,9 @@ class MatcherIndex:
     keywords: list[list[str]]
     exact: dict[str, list[int]]
     known_places: frozenset[str]
+    # Reading (hiragana) -> (word form, weight) of the entries' kanji words, so a question typed
+    # in kana meets them (てんしゅつとどけ -> 転出届, はらう -> 払う).
+    kana_lexicon: dict[str, tuple[str, float]] = field(default_factory=dict)
     embeddings: np.ndarray | None = None  # (entries, 512) centroids, or (phrasings, 512) for "max"
     embedder: object | None = field(default=None, repr=False)
 
@@ -329,6 +374,7 @@ class MatcherIndex:
         keywords: list[list[str]] = []
         exact: dict[str, list[int]] = {}
         places: set[str] = {normalize(x) for x in place_names_known}
+        lexicon: dict[str, tuple[str, float]] = {}
 
         for i, e in enumerate(entries):
             phrasings = [e.question, e.title, *_as_strings(e.alternates)]
@@ -342,6 +388,7 @@ class MatcherIndex:
                 # a contiguous non-empty run of phrasings (np.maximum.reduceat relies on it).
                 analysis = analyze(ph)
                 places.update(analysis.places)
+                _add_readings(lexicon, analysis.tokens, p)
                 terms = _weighted_tokens(analysis.tokens, p)
                 j = len(phrase_entry)
                 for t, w in terms.items():
@@ -363,6 +410,7 @@ class MatcherIndex:
             for kw in kws:
                 analysis = analyze(kw)
                 places.update(analysis.places)
+                _add_readings(lexicon, analysis.tokens, p)
                 for t, w in _weighted_tokens(analysis.tokens, p).items():
                     k_tf[t] += w
                 k_chars.update(char_grams(kw, analysis))
@@ -404,6 +452,7 @@ class MatcherIndex:
             keywords=keywords,
             exact=exact,
             known_places=frozenset(places),
+            kana_lexicon=lexicon,
         )
         if use_embeddings is None:
             use_embeddings = _embeddings_installed()
@@ -454,16 +503,52 @@ class MatcherIndex:
         return self._score(self._prepare(text))[0]
 
     def _prepare(self, text: str) -> _Query:
-        """Normalise and tokenise the (truncated) question once."""
-        text = (text or "")[:MAX_QUERY_CHARS]
-        analysis = analyze(text)
+        """Normalise and tokenise the (truncated) question once, without its filler."""
+        primed = getattr(_PRIMED, "queries", None)
+        if primed and text in primed:
+            return primed.pop(text)
+        raw = (text or "")[:MAX_QUERY_CHARS]
+        core = strip_filler(raw)
+        analysis = analyze(core)
+        terms = _weighted_tokens(analysis.tokens, self.params, self.words.vocab)
+        embed_text = clean(core)
+        if self.kana_lexicon:
+            found, embed_text = self._from_kana(analysis, embed_text)
+            for form, w in found.items():
+                if w > terms.get(form, 0.0):
+                    terms[form] = w
         return _Query(
-            raw=text,
-            norm=normalize(text),
-            terms=_weighted_tokens(analysis.tokens, self.params, self.words.vocab),
-            grams=dict.fromkeys(char_grams(text, analysis), 1.0),
+            raw=raw,
+            norm=normalize(core),
+            terms=terms,
+            grams=dict.fromkeys(char_grams(core, analysis), 1.0),
             places=tuple(analysis.places),
+            embed_text=embed_text,
         )
+
+    def _from_kana(self, analysis: Analysis, embed_text: str) -> tuple[dict[str, float], str]:
+        """Kanji words of the knowledge base found in the question's kana, and the question
+        with those kana spans written as the words (for the embedding model).
+
+        Kana words Sudachi recognised are looked up by their reading; runs of kana it cut
+        into odd pieces are segmented against the readings, longest cover first."""
+        lex = self.kana_lexicon
+        found: dict[str, float] = {}
+        for t in analysis.tokens:
+            if t.kana and not t.part:
+                hit = lex.get(t.form)
+                if hit is not None:
+                    found[hit[0]] = max(found.get(hit[0], 0.0), hit[1])
+        folded = fold_kana(analysis.prepared)
+        replacements: list[tuple[str, str]] = []
+        pieces = (p for run in _KANA_RUN.finditer(folded) for p in _KANA_FUNCTION.split(run.group()) if len(p) >= 2)
+        for piece in pieces:
+            for reading, form, weight in _segment(piece, lex):
+                found[form] = max(found.get(form, 0.0), weight)
+                replacements.append((reading, form))
+        for reading, form in replacements:
+            embed_text = embed_text.replace(reading, form, 1)
+        return found, embed_text
 
     def _features(self, q: _Query) -> dict[str, np.ndarray]:
         """Per-entry similarity features, each in [0, 1]."""
@@ -493,11 +578,17 @@ class MatcherIndex:
 
     def _score(self, q: _Query) -> tuple[np.ndarray, list[int]]:
         """All entries' scores plus the indices of the top candidates, best first."""
+        fused, order, _ = self._score_all(q)
+        return fused, order
+
+    def _score_all(self, q: _Query) -> tuple[np.ndarray, list[int], dict[str, np.ndarray]]:
+        """Scores, top candidates (best first) and the per-entry features behind them."""
         n = len(self.ids)
         p = self.params
         if n == 0 or not q.norm:
-            return np.zeros(n, dtype=np.float32), []
-        fused = self._fuse(self._features(q))
+            return np.zeros(n, dtype=np.float32), [], {}
+        feats = self._features(q)
+        fused = self._fuse(feats)
 
         k = min(TOP_K, n)
         top = np.argpartition(-fused, k - 1)[:k] if k < n else np.arange(n)
@@ -516,7 +607,7 @@ class MatcherIndex:
         cand = set(int(i) for i in top) | set(self.exact.get(q.norm, ()))
         # Stable order: score desc, then knowledge-base order, so ties are deterministic.
         order = sorted(cand, key=lambda i: (-float(fused[i]), i))
-        return fused, order
+        return fused, order, feats
 
     def _spot_keywords(self, norm: str, i: int) -> float:
         """Similarity of a misspelt keyword of the entry found in the question, else 0.
@@ -533,20 +624,25 @@ class MatcherIndex:
         return best
 
     def prime(self, texts: list[str]) -> None:
-        """Embed these questions in one model call for this thread's next match() calls.
+        """Prepare these questions and embed them in one model call for this thread's next
+        match() calls.
 
         The model streams its weights once per call, so a batch costs about as much as one
-        question. Vectors not used by the next matches are dropped at the next prime().
+        question. What the next matches do not use is dropped at the next prime().
         """
         if self.embeddings is None or self.embedder is None:
             return
         from faq.embed import EmbeddingUnavailable
 
-        keys = list(dict.fromkeys(clean((t or "")[:MAX_QUERY_CHARS]) for t in texts))
+        _PRIMED.queries = {}
+        _PRIMED.vectors = {}
+        queries = {t: self._prepare(t) for t in dict.fromkeys(texts)}
+        keys = list(dict.fromkeys(q.embed_text for q in queries.values()))
         try:
             vectors = self.embedder.encode(keys)  # type: ignore[attr-defined]
         except EmbeddingUnavailable:
             return  # each question is embedded (or falls back) on its own in match()
+        _PRIMED.queries = queries
         _PRIMED.vectors = dict(zip(keys, vectors))
 
     def _embed_scores(self, q: _Query) -> np.ndarray | None:
@@ -555,7 +651,7 @@ class MatcherIndex:
             return None
         from faq.embed import EmbeddingUnavailable
 
-        key = clean(q.raw)
+        key = q.embed_text
         primed = getattr(_PRIMED, "vectors", None)
         try:
             qv = primed.pop(key) if primed and key in primed else self.embedder.encode([key])[0]  # type: ignore[attr-defined]
@@ -567,22 +663,91 @@ class MatcherIndex:
         floor = self.params.embed_floor
         return np.clip((per_entry - floor) / (1.0 - floor), 0.0, 1.0)
 
-    def match(self, text: str, thresholds: Thresholds | None = None) -> Decision:
-        """Decide answer / clarify / unknown for one question."""
-        th = thresholds or self.default_thresholds
+    @property
+    def decision_model(self) -> DecisionModel | None:
+        """The calibrated decision for this index's mode, or None (then thresholds decide)."""
+        return load_model("embed" if self.embeddings is not None else "lexical")
+
+    def signals(self, text: str) -> tuple[Signals | None, tuple[Candidate, ...], bool]:
+        """What the decision looks at for a question, the top candidates, and whether a rule
+        forbids a direct answer whatever the signals (pasted text, another town named)."""
         q = self._prepare(text)
-        fused, order = self._score(q)
+        fused, order, feats = self._score_all(q)
+        cands = tuple(Candidate(self.ids[i], round(float(fused[i]), 4)) for i in order[:3] if fused[i] > 0)
+        return (self._signals(q, fused, order, feats) if cands else None), cands, not self._answerable(text, q)
+
+    def _answerable(self, text: str, q: _Query) -> bool:
+        """False for pasted text and for questions about a place the knowledge base does not know."""
+        elsewhere = any(not self._known_place(pl) for pl in q.places)
+        return len(text or "") <= MAX_ANSWERABLE_CHARS and not elsewhere
+
+    def _known_place(self, place: str) -> bool:
+        """A place the knowledge base speaks of, or a part of one (烏山 of 那須烏山市)."""
+        if place in self.known_places:
+            return True
+        return len(place) >= 2 and any(place in known for known in self.known_places)
+
+    def _signals(self, q: _Query, fused: np.ndarray, order: list[int], feats: dict[str, np.ndarray]) -> Signals:
+        """Margin over the runner-up, agreement of the rankings, coverage, length."""
+        i1 = order[0]
+        s1 = float(fused[i1])
+        s2 = float(fused[order[1]]) if len(order) > 1 else 0.0
+        word, char = feats["word"], feats["char"]
+        emb = feats.get("embed")
+
+        def runner_up(values: np.ndarray) -> float:
+            if len(values) < 2:
+                return 0.0
+            top2 = np.partition(values, len(values) - 2)[-2:]
+            return float(top2[0]) if float(values[i1]) >= float(top2[1]) else float(top2[1])
+
+        total = sum(w * self.words.idf_of(t) for t, w in q.terms.items())
+        unknown = sum(w * self.words.idf_of(t) for t, w in q.terms.items() if t not in self.words.vocab)
+        fuzzy = 0.0
+        if len(q.norm) >= 4:
+            hit = process.extractOne(q.norm, self.phrase_texts[i1], scorer=fuzz.ratio)
+            fuzzy = hit[1] / 100.0 if hit else 0.0
+        return Signals(
+            score=s1,
+            margin=s1 - s2,
+            word=float(word[i1]),
+            word_margin=float(word[i1]) - runner_up(word),
+            char=float(char[i1]),
+            embed=float(emb[i1]) if emb is not None else 0.0,
+            embed_margin=(float(emb[i1]) - runner_up(emb)) if emb is not None else 0.0,
+            agree=float(int(np.argmax(word)) == i1) + (float(int(np.argmax(emb)) == i1) if emb is not None else 0.0),
+            unknown_share=unknown / total if total > 0 else 1.0,
+            length=math.log1p(len(q.norm)),
+            terms=math.log1p(len(q.terms)),
+            exact=float(len(self.exact.get(q.norm, ())) == 1 or fuzzy >= self.params.fuzzy_floor),
+        )
+
+    def match(self, text: str, thresholds: Thresholds | None = None) -> Decision:
+        """Decide answer / clarify / unknown for one question.
+
+        With no thresholds given, the calibrated decision model (faq/decision.py) decides from
+        the signals; explicit thresholds (settings, tests, sweeps) use the score rule."""
+        q = self._prepare(text)
+        fused, order, feats = self._score_all(q)
         cands = tuple(Candidate(self.ids[i], round(float(fused[i]), 4)) for i in order[:3] if fused[i] > 0)
         if not cands:
             return Decision("unknown", None, 0.0, ())
         s1 = cands[0].score
+        answerable = self._answerable(text, q)
+        model = self.decision_model if thresholds is None else None
+        if model is not None:
+            kind, confidence = model.decide(self._signals(q, fused, order, feats))
+            if kind == "answer" and not answerable:
+                kind = "clarify"
+            return Decision(kind, cands[0].entry_id if kind == "answer" else None,
+                            round(confidence, 4), cands)
+        th = thresholds or self.default_thresholds
         s2 = cands[1].score if len(cands) > 1 else 0.0
         exact_hit = len(self.exact.get(q.norm, ())) == 1
         if s1 < th.clarify:
             return Decision("unknown", None, s1, cands)
         confident = exact_hit or (s1 >= th.answer and s1 - s2 >= th.margin)
-        elsewhere = any(pl not in self.known_places for pl in q.places)
-        if confident and len(text or "") <= MAX_ANSWERABLE_CHARS and not elsewhere:
+        if confident and answerable:
             return Decision("answer", cands[0].entry_id, s1, cands)
         return Decision("clarify", None, s1, cands)
 
@@ -600,6 +765,33 @@ class _Query:
     terms: dict[str, float]
     grams: dict[str, float]
     places: tuple[str, ...]  # place names the question mentions
+    embed_text: str = ""  # what the embedding model sees: filler cut, kana words in kanji
+
+
+def _segment(run: str, lex: dict[str, tuple[str, float]]) -> list[tuple[str, str, float]]:
+    """Cover a kana run with known readings, most characters covered, then fewest words.
+
+    Returns (reading, form, weight) for the readings used; uncovered characters are the
+    particles and endings between them (てんしゅつとどけだしたい -> 転出届, 出す)."""
+    n = len(run)
+    # best[i] = (covered, -words, path) for run[:i]
+    best: list[tuple[int, int, tuple[tuple[int, int], ...]]] = [(0, 0, ())] + [(-1, 0, ())] * n
+    for i in range(n):
+        cov, neg, path = best[i]
+        if cov < 0:
+            continue
+        if (cov, neg) > best[i + 1][:2]:
+            best[i + 1] = (cov, neg, path)
+        for j in range(i + 2, min(n, i + _MAX_READING) + 1):
+            if run[i:j] in lex:
+                cand = (cov + j - i, neg - 1, path + ((i, j),))
+                if cand[:2] > best[j][:2]:
+                    best[j] = cand
+    out = []
+    for i, j in best[n][2]:
+        form, weight = lex[run[i:j]]
+        out.append((run[i:j], form, weight))
+    return out
 
 
 def _release_free_heap() -> None:

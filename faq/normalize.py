@@ -228,6 +228,7 @@ class Token(NamedTuple):
     part: bool
     pos: str  # first Sudachi POS field: 名詞, 動詞, 形容詞, ...
     kana: bool = False  # written in hiragana only: Sudachi often mis-segments such runs
+    reading: str = ""  # hiragana reading of the surface (Sudachi reading_form), for the kana lexicon
 
 
 class Analysis(NamedTuple):
@@ -268,7 +269,7 @@ def analyze(text: str) -> Analysis:
             kana = _HIRAGANA_ONLY.fullmatch(m.surface()) is not None
             form = _canonical(m.normalized_form())
             if form is not None:
-                out.append(Token(form, False, pos[0], kana))
+                out.append(Token(form, False, pos[0], kana, _reading_of(m)))
             parts = m.split(SplitMode.A)
             if len(parts) > 1:
                 for part in parts:
@@ -277,8 +278,14 @@ def analyze(text: str) -> Analysis:
                         continue
                     sub = _canonical(part.normalized_form())
                     if sub is not None and sub != form:
-                        out.append(Token(sub, True, part_pos, kana))
+                        out.append(Token(sub, True, part_pos, kana, _reading_of(part)))
     return Analysis(out, normalize("".join(read)), places, prepared)
+
+
+def _reading_of(m: object) -> str:
+    """Hiragana reading of one morpheme ("" when Sudachi has none, as for latin words)."""
+    r = m.reading_form()  # type: ignore[attr-defined]
+    return fold_kana(r) if r else ""
 
 
 def token_parts(text: str) -> list[Token]:
@@ -311,3 +318,41 @@ def reading(text: str) -> str:
 def place_names(text: str) -> list[str]:
     """Place-name tokens (Sudachi 固有名詞/地名) in the text, kana-folded."""
     return analyze(text).places
+
+
+# Greetings, apologies and "please tell me" that residents wrap around a question on LINE.
+# They carry no topic, yet they dilute every similarity (and embeddings love them), so they
+# are cut before matching. Longest first, so 教えてください goes before 教えて.
+_FILLER = tuple(sorted({
+    "お世話になっております", "お世話になります", "おせわになります", "いつもお世話になっております",
+    "お疲れ様です", "おつかれさまです", "お忙しいところ", "お忙しいところすみません", "恐れ入りますが", "恐れ入ります",
+    "申し訳ありませんが", "申し訳ないのですが", "すみませんが", "すみません", "すいません", "済みません",
+    "失礼します", "失礼いたします", "はじめまして", "初めまして", "こんにちは", "こんばんは", "おはようございます",
+    "よろしくお願いします", "よろしくお願いいたします", "よろしくお願い致します", "宜しくお願いします",
+    "お願いします", "お願いいたします", "ありがとうございます", "ありがとう",
+    "教えてください", "教えて下さい", "おしえてください", "教えていただけますか", "教えてもらえますか",
+    "教えてほしいです", "教えて欲しいです", "教えてほしい", "教えて",
+    "質問です", "質問があります", "質問なんですが", "質問なのですが", "質問させてください", "ご質問です",
+    "聞きたいんですけど", "聞きたいのですが", "聞きたいです", "お聞きしたいのですが", "お尋ねします",
+    "お伺いしたいのですが", "伺いたいのですが", "知りたいです", "知りたいのですが", "わかりますか", "分かりますか",
+}, key=len, reverse=True))
+# Interjections only where they stand alone at the start of a sentence (あ is inside words).
+_INTERJECTION = re.compile(r"^\s*(?:あの[ーうぉ]*|えっと|えーと|えー|ねえ|あっ?|うーん)(?:[、,，\s]+|$)")
+_SENTENCE_END = re.compile(r"(?<=[。！？!?\n])|(?<=[.]\s)")
+
+
+def strip_filler(text: str) -> str:
+    """The question without greetings, apologies and 「教えてください」-style filler.
+
+    Sentences left with no letters after the filler is cut are dropped; if nothing is left
+    (the whole message was a greeting), the text is returned as it was."""
+    kept: list[str] = []
+    for sentence in _SENTENCE_END.split(text):
+        s = _INTERJECTION.sub(" ", sentence)
+        for phrase in _FILLER:
+            if phrase in s:
+                s = s.replace(phrase, " ")
+        if any(ch.isalnum() for ch in s):
+            kept.append(s)
+    out = _SPACES.sub(" ", "".join(kept)).strip()
+    return out if any(ch.isalnum() for ch in out) else text

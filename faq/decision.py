@@ -1,0 +1,164 @@
+"""The calibrated decision: answer, ask 「もしかして」, or admit not knowing.
+
+A fixed score threshold answered only questions phrased close to the knowledge base. The
+matcher knows more than its top score: how far the best entry is ahead of the runner-up,
+whether the word, bigram and embedding rankings agree, how much of the question's content
+the entry covers, how much of it the knowledge base has never seen, and how long it is.
+Two small logistic models read these signals:
+
+- ``answer``: the probability that the best entry is right (its value is the answer's
+  confidence, stored as the question log's score);
+- ``offer``: the probability that the right entry is among the three offered.
+
+They are fitted on the study half of the question sets only (``bench/fit-decision``) and
+shipped as coefficients in ``faq/decision-model.json``; the thresholds are chosen there on
+the same study half (precision of direct answers first). Pure functions: no I/O but the
+one-time read of the coefficients.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+MODEL_PATH = Path(__file__).resolve().parent / "decision-model.json"
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What the matcher knows about its best candidate for one question."""
+
+    score: float  # fused score of the best entry, in [0, 1]
+    margin: float  # best minus runner-up fused score
+    word: float  # idf-weighted share of the question's words the best entry has
+    word_margin: float  # the same, minus the best other entry's share
+    char: float  # share of the question's character bigrams (readings included)
+    embed: float  # rescaled embedding cosine of the best entry (0 without embeddings)
+    embed_margin: float  # minus the best other entry's
+    agree: float  # how many of the word and embedding rankings also put it first (0..2)
+    unknown_share: float  # idf-weighted share of the question's words the KB never uses
+    length: float  # log(1 + characters of the normalised question)
+    terms: float  # log(1 + content words)
+    exact: float  # 1 if the question is (nearly) a stored phrasing
+
+    def vector(self) -> np.ndarray:
+        """The signals in FEATURES order."""
+        return np.array([getattr(self, f) for f in FEATURES], dtype=np.float64)
+
+
+FEATURES = tuple(f.name for f in fields(Signals))
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """sigmoid(bias + weights . standardised(x))."""
+
+    bias: float
+    weights: tuple[float, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+
+    def prob(self, x: np.ndarray) -> float:
+        """Probability for one signal vector."""
+        z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        return _sigmoid(self.bias + float(np.dot(np.asarray(self.weights), z)))
+
+
+@dataclass(frozen=True)
+class DecisionModel:
+    """Both heads and their thresholds."""
+
+    answer: Logistic
+    offer: Logistic
+    answer_threshold: float
+    offer_threshold: float
+
+    def decide(self, signals: Signals) -> tuple[Literal["answer", "clarify", "unknown"], float]:
+        """The decision and its confidence (probability the best entry is right)."""
+        x = signals.vector()
+        p_answer = self.answer.prob(x)
+        if p_answer >= self.answer_threshold:
+            return "answer", p_answer
+        if self.offer.prob(x) >= self.offer_threshold:
+            return "clarify", p_answer
+        return "unknown", p_answer
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@functools.lru_cache(maxsize=4)
+def load_model(mode: str, path: Path = MODEL_PATH) -> DecisionModel | None:
+    """The shipped model for "embed" or "lexical" mode; None if absent (thresholds decide)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    entry = data.get("modes", {}).get(mode)
+    if not entry or tuple(entry.get("features", ())) != FEATURES:
+        return None  # fitted for other signals: refuse rather than misread the weights
+
+    def head(h: dict) -> Logistic:
+        return Logistic(float(h["bias"]), tuple(h["weights"]), tuple(h["mean"]), tuple(h["scale"]))
+
+    return DecisionModel(head(entry["answer"]), head(entry["offer"]),
+                         float(entry["answer_threshold"]), float(entry["offer_threshold"]))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 50) -> Logistic:
+    """L2-regularised logistic regression by Newton's method on standardised features."""
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = np.hstack([np.ones((len(x), 1)), (x - mean) / scale])
+    w = np.zeros(z.shape[1])
+    reg = np.eye(z.shape[1]) * l2
+    reg[0, 0] = 0.0  # the bias is not shrunk
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-(z @ w)))
+        grad = z.T @ (p - y) + reg @ w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + reg
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return Logistic(float(w[0]), tuple(float(v) for v in w[1:]), tuple(float(v) for v in mean),
+                    tuple(float(v) for v in scale))
+
+
+def model_json(modes: dict[str, DecisionModel], note: dict[str, object]) -> str:
+    """The coefficients file: readable, diffable, with how it was made."""
+    out: dict[str, object] = {"note": note, "modes": {}}
+    for mode, m in modes.items():
+        out["modes"][mode] = {  # type: ignore[index]
+            "features": list(FEATURES),
+            "answer": asdict(m.answer),
+            "offer": asdict(m.offer),
+            "answer_threshold": m.answer_threshold,
+            "offer_threshold": m.offer_threshold,
+        }
+    return json.dumps(out, ensure_ascii=False, indent=1) + "\n"
+
+
+def pick_threshold(probs: Sequence[float], good: Sequence[bool], target: float, floor: float = 0.5) -> float:
+    """The lowest threshold (not below floor) at which the share of `good` among the cases
+    at or above it is at least `target`."""
+    pairs = sorted(zip(probs, good), key=lambda t: -t[0])
+    best = 1.0
+    hits = 0
+    for k, (p, g) in enumerate(pairs, start=1):
+        hits += int(g)
+        if hits / k >= target and (k == len(pairs) or pairs[k][0] < p):
+            best = p
+    return max(floor, best)
