@@ -114,6 +114,7 @@ class Params:
     # "mean": one centroid per entry. Measured as good as the best single phrasing ("max")
     # on the dev and extra questions, at a tenth of the memory and time.
     embed_pool: Literal["max", "mean"] = "mean"
+    embed_answer: float = 0.0  # weight of the answer's vector added to each entry's centroid
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -457,11 +458,12 @@ class MatcherIndex:
         if use_embeddings is None:
             use_embeddings = _embeddings_installed()
         if use_embeddings and ids:
-            index._attach_embeddings(phrase_raw, cache_dir)
+            answers = [(e.answer or "")[:MAX_ANSWER_CHARS] for e in entries] if p.embed_answer > 0 else []
+            index._attach_embeddings(phrase_raw, cache_dir, answers)
         _release_free_heap()
         return index
 
-    def _attach_embeddings(self, phrase_raw: list[str], cache_dir: Path | None) -> None:
+    def _attach_embeddings(self, phrase_raw: list[str], cache_dir: Path | None, answers: list[str]) -> None:
         """Embed every phrasing; on any failure stay lexical-only."""
         from faq.embed import Embedder, EmbeddingUnavailable
 
@@ -483,6 +485,12 @@ class MatcherIndex:
                 chunk = vecs[bounds[lo] : bounds[hi]].astype(np.float32)
                 cents[lo:hi] = np.add.reduceat(chunk, np.asarray(bounds[lo:hi]) - bounds[lo], axis=0)
             cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
+            if answers:
+                # The answer says what the entry is about in words its questions may lack
+                # (an imported FAQ has one question per entry).
+                a = embedder.encode_cached([clean(t) for t in answers], cache_dir).astype(np.float32)
+                cents += np.float32(self.params.embed_answer) * a
+                cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
             self.embeddings = cents
         else:
             self.embeddings = np.ascontiguousarray(vecs, dtype=np.float32)
