@@ -34,6 +34,9 @@ class FaqEntry(Base):
     # Repo entries a staff member changed are not overwritten by `faq load`.
     is_staff_edited: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # The directory section whose お問い合わせ line ends the answer (faq.directory): the key of the
+    # repo answer's first {section_*} placeholder; "" = the default of the entry's category.
+    section: Mapped[str] = mapped_column(String(32), default="", server_default="")
 
     @property
     def id_(self) -> str:
@@ -131,3 +134,25 @@ class ImportDraft(Base):
     filename: Mapped[str] = mapped_column(String(200), default="")
     csv_text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DirectoryContact(Base):
+    """One line of a city's directory (連絡先): a section (`key` as in {section_<key>}) or the city
+    as a whole (`key` "main": the main number and hours). "" = 未設定.
+
+    Copied from city.yaml by `flask faq load`; rows staff edited (`is_staff_edited`) are kept.
+    """
+
+    __tablename__ = "faq_directory"
+    __table_args__ = (UniqueConstraint("municipality", "key", name="uq_faq_directory_municipality_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(32))
+    position: Mapped[int] = mapped_column(default=0)  # the order of city.yaml, for the staff page
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(32), default="")
+    hours: Mapped[str] = mapped_column(String(100), default="")  # 受付時間, free text
+    url: Mapped[str] = mapped_column(String(300), default="")
+    is_staff_edited: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
