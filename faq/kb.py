@@ -53,6 +53,9 @@ class KBEntry:
     source: str
     municipality: str
     reviewed_at: datetime.date
+    # Key of the first {section_*} placeholder of the raw answer ("tax" for {section_tax}), "" if none:
+    # the section whose お問い合わせ line ends the answer (faq.directory).
+    section: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,11 @@ def load_city(code: str, kb_dir: Path = KB_DIR) -> City:
     districts = data["districts"]
     if not isinstance(districts, list) or not all(isinstance(d, str) and d.strip() for d in districts):
         raise KBError("districts must be a list of non-empty strings", file=path)
+    # {section_<key>} placeholders default to the names in the city's directory (checked by faq.directory).
+    sections = data.get("sections")
+    for key, section in sections.items() if isinstance(sections, Mapping) else ():
+        if isinstance(key, str) and key.isidentifier() and isinstance(section, Mapping) and section.get("name"):
+            city_vars.setdefault(f"section_{key}", str(section["name"]).strip())
     return City(code=code, name=data["name"].strip(), vars=city_vars, districts=tuple(d.strip() for d in districts))
 
 
@@ -164,7 +172,18 @@ def _format_answer(answer: str, city_vars: Mapping[str, str], path: Path, entry_
             raise KBError(f"placeholder {{{field}}} is not a flat name", file=path, entry_id=entry_id)
         if field not in city_vars:
             raise KBError(f"placeholder {{{field}}} is not defined in city.yaml vars", file=path, entry_id=entry_id)
-    return answer.format_map(city_vars)
+    raw_lines = answer.split("\n")
+    lines = [line.format_map(city_vars) for line in raw_lines]
+    # A line that held only placeholders rendering nothing (`contact: ""`) goes instead of staying blank.
+    return "\n".join(new for raw, new in zip(raw_lines, lines, strict=True) if new.strip() or not raw.strip())
+
+
+def _first_section(answer: str) -> str:
+    """The key of the first {section_*} placeholder of a raw (already checked) answer, "" if none."""
+    for _, name, _, _ in string.Formatter().parse(answer):
+        if name and name.startswith("section_"):
+            return name.removeprefix("section_")
+    return ""
 
 
 def _dedupe(items: list[str]) -> tuple[str, ...]:
@@ -259,6 +278,7 @@ def load_kb(code: str, kb_dir: Path = KB_DIR) -> list[KBEntry]:
                 source=raw["source"].strip(),
                 municipality=code,
                 reviewed_at=reviewed,
+                section=_first_section(raw["answer"]),
             )
         )
     return entries

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faq.directory import SeedReport, read_repo_directory, seed_directory
 from faq.kb import ANSWER_MAX, TITLE_MAX, KBEntry, load_kb
 from faq.models import FaqEntry
 
@@ -38,11 +39,13 @@ class LoadReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     kept_staff_edits: list[str] = field(default_factory=list)
+    directory: SeedReport | None = None  # `faq load` only: the city's directory (faq.directory)
 
     def summary(self) -> str:
         """One Japanese line for the CLI and the admin UI."""
         return (f"追加 {len(self.added)} 件、更新 {len(self.updated)} 件、変更なし {len(self.unchanged)} 件"
-                + (f"、職員の編集を保持 {len(self.kept_staff_edits)} 件" if self.kept_staff_edits else ""))
+                + (f"、職員の編集を保持 {len(self.kept_staff_edits)} 件" if self.kept_staff_edits else "")
+                + (f"。{self.directory.summary()}" if self.directory is not None else ""))
 
 
 def _values(entry: KBEntry) -> dict[str, Any]:
@@ -60,6 +63,8 @@ def upsert_entries(session: Session, municipality: str, entries: Iterable[KBEntr
     existing = {r.entry_id: r for r in session.scalars(select(FaqEntry).where(FaqEntry.municipality == municipality))}
     for entry in entries:
         values = _values(entry)
+        if origin == "repo":  # a CSV has no section: an imported answer keeps the one it had (faq.directory)
+            values["section"] = entry.section
         row = existing.get(entry.id)
         if row is None:
             session.add(FaqEntry(municipality=municipality, entry_id=entry.id, origin=origin, **values))
@@ -79,8 +84,11 @@ def upsert_entries(session: Session, municipality: str, entries: Iterable[KBEntr
 
 
 def load_repo_kb(session: Session, municipality: str) -> LoadReport:
-    """Load the knowledge base shipped in faq/kb for the city (idempotent)."""
-    return upsert_entries(session, municipality, load_kb(municipality), origin="repo")
+    """Load the knowledge base shipped in faq/kb for the city, and its directory (idempotent)."""
+    directory = read_repo_directory(municipality)  # checked before anything is written
+    report = upsert_entries(session, municipality, load_kb(municipality), origin="repo")
+    report.directory = seed_directory(session, municipality, directory)
+    return report
 
 
 def _split_list(value: str) -> tuple[str, ...]:
