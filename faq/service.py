@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import ROOT
 from bot.db import utcnow
+from faq.directory import Directory, current_directory, repo_directory
 from faq.kb import KBEntry, load_city
 from faq.masking import mask_personal_data
 from faq.matcher import Decision, MatcherIndex, Thresholds
@@ -146,7 +147,7 @@ def to_kb_entry(row: FaqEntry) -> KBEntry:
         id=row.entry_id, category=row.category, title=row.title, question=row.question,
         alternates=tuple(row.alternates or ()), keywords=tuple(row.keywords or ()), answer=row.answer,
         source=row.source or "", municipality=row.municipality,
-        reviewed_at=row.reviewed_at or utcnow().date(),
+        reviewed_at=row.reviewed_at or utcnow().date(), section=row.section or "",
     )
 
 
@@ -236,9 +237,11 @@ for _when in ("after_insert", "after_update", "after_delete"):
     event.listen(FaqEntry, _when, lambda *_args: INDEXES.touch())
 
 
-def view(entry: KBEntry) -> EntryView:
-    """The reply-builder view of an entry."""
-    return EntryView(entry.id, entry.title, entry.answer, entry.category)
+def view(entry: KBEntry, directory: Directory | None = None) -> EntryView:
+    """The reply-builder view of an entry; with the city's directory, the answer as residents
+    receive it (ending with its section's お問い合わせ line)."""
+    answer = directory.finish_answer(entry.answer, entry.section, entry.category) if directory else entry.answer
+    return EntryView(entry.id, entry.title, answer, entry.category)
 
 
 def thresholds_from(config: dict[str, Any], default: Thresholds | None = None) -> Thresholds | None:
@@ -272,24 +275,31 @@ def categories(session: Session, municipality: str) -> tuple[tuple[str, str], ..
 def entries_in_category(session: Session, municipality: str, category: str) -> list[EntryView]:
     """Published entries of one category, by title."""
     _, by_id = INDEXES.get(session, municipality)
-    return sorted((view(e) for e in by_id.values() if e.category == category), key=lambda v: v.entry_id)
+    directory = current_directory(session, municipality)
+    return sorted((view(e, directory) for e in by_id.values() if e.category == category), key=lambda v: v.entry_id)
 
 
 def get_entry(session: Session, municipality: str, entry_id: str) -> EntryView | None:
     """A published entry by id."""
     _, by_id = INDEXES.get(session, municipality)
     entry = by_id.get(entry_id)
-    return view(entry) if entry else None
+    return view(entry, current_directory(session, municipality)) if entry else None
 
 
 @functools.lru_cache(maxsize=16)
 def city_contact(municipality: str) -> tuple[str, str]:
-    """(city name, how to contact the city) from the city's facts."""
+    """(city name, how to reach the city as a whole) from the shipped city.yaml; main_contact
+    gives the latter with staff edits."""
     try:
-        city = load_city(municipality)
+        directory = repo_directory(municipality)
     except Exception:  # noqa: BLE001 - a missing city file must not break answering
         return "", ""
-    return city.name, city.vars.get("contact", "")
+    return directory.city_name, directory.main_text()
+
+
+def main_contact(session: Session, municipality: str) -> str:
+    """How to reach the city as a whole, from its directory (「那須烏山市役所　電話 …　https://…」)."""
+    return current_directory(session, municipality).main_text()
 
 
 @dataclass(frozen=True)
@@ -331,7 +341,8 @@ def answer_question(session: Session, text: str, config: dict[str, Any], residen
                     prepared: PreparedAnswer | None = None) -> FaqReply:
     """Decide how to answer a resident's text and log it (masked) for staff."""
     municipality = config["MUNICIPALITY"]
-    city_name, contact = city_contact(municipality)
+    directory = current_directory(session, municipality)
+    city_name, contact = directory.city_name, directory.main_text()
     if prepared is None or prepared.text != text:
         prepared = prepare_answer(session, text, config)
     kind = prepared.smalltalk
@@ -342,7 +353,7 @@ def answer_question(session: Session, text: str, config: dict[str, Any], residen
     decision, by_id = prepared.decision, prepared.by_id
     assert decision is not None
     entry = by_id.get(decision.entry_id) if decision.entry_id else None
-    candidates = tuple(view(by_id[c.entry_id]) for c in decision.candidates if c.entry_id in by_id)
+    candidates = tuple(view(by_id[c.entry_id], directory) for c in decision.candidates if c.entry_id in by_id)
     # Core insert, without autoflush: only the id is needed, and the objects the handler added
     # so far (usage events) are then written together with the rest of the batch at commit.
     with session.no_autoflush:
@@ -360,7 +371,7 @@ def answer_question(session: Session, text: str, config: dict[str, Any], residen
         ).scalar_one()
     cats = categories(session, municipality) if decision.kind == "unknown" else ()
     return FaqReply(
-        decision.kind, entry=view(entry) if entry else None, candidates=candidates, log_id=log_id,
+        decision.kind, entry=view(entry, directory) if entry else None, candidates=candidates, log_id=log_id,
         score=float(decision.score), categories=cats, city_name=city_name, contact=contact,
     )
 

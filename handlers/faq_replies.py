@@ -69,7 +69,7 @@ def category_buttons(categories: tuple[tuple[str, str], ...], page: int = 0) -> 
 
 def unknown_messages(reply: FaqReply) -> list[dict[str, Any]]:
     """Say plainly that the bot does not know; offer the menu and the city's contact."""
-    contact = f"\nお急ぎの場合は、{reply.contact}へお問い合わせください。" if reply.contact else ""
+    contact = f"\nお急ぎの場合のお問い合わせ先：{reply.contact}" if reply.contact else ""
     body = (
         "申し訳ありません。そのご質問にはまだお答えできません。"
         "いただいた質問は職員が確認し、今後の回答づくりに役立てます。"

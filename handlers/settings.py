@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from faq.service import city_contact
+from faq.service import city_contact, main_contact
 from handlers.context import EventContext
 from handlers.replies import message_button, postback_button, text
 from kpi.service import record_usage
@@ -266,14 +266,12 @@ def ask_delete(ctx: EventContext, resident_id: int | None) -> None:
 
 
 def contact(ctx: EventContext, resident_id: int | None) -> None:
-    """「お問い合わせ」 (rich menu): the city's contact."""
+    """「お問い合わせ」 (rich menu): how to reach the city as a whole, from its directory."""
     if not ctx.is_direct_chat:
         return
-    city_name, how = city_contact(ctx.config["MUNICIPALITY"])
-    where = how or f"{city_name or '市'}役所"
     ctx.reply(text(
-        f"お問い合わせは、{where}へお願いします。\n"
-        "このトークに質問を文章で送っていただくと、市の案内をお返しします。",
+        f"お問い合わせ先：{main_contact(ctx.session, ctx.config['MUNICIPALITY'])}\n"
+        "このトークに質問を文章で送っていただくと、市の案内と担当の課の連絡先をお返しします。",
         [message_button("よくある質問")],
     ))
 
