@@ -66,10 +66,11 @@ def create_app(**overrides: Any) -> Flask:
     # Each feature package brings its admin pages (blueprint + navigation entry).
     from broadcast import admin as broadcast_admin
     from faq import admin as faq_admin
+    from faq import directory_admin
     from kpi import admin as kpi_admin
     from segments import admin as segments_admin
 
-    for package_admin in (broadcast_admin, faq_admin, kpi_admin, segments_admin):
+    for package_admin in (broadcast_admin, faq_admin, directory_admin, kpi_admin, segments_admin):
         package_admin.init_app(app)
 
     # Periodic jobs run by the dispatcher's clock (`flask broadcast run-scheduler`, hourly).

@@ -20,7 +20,7 @@ from bot.models import ROLES, AuditLog, LoginAttempt, StaffUser
 
 PASSWORD = "correct-horse-battery"
 REAL_HASH_PASSWORD = auth.hash_password
-PAGES = ("/admin/users", "/admin/audit", "/admin/notices", "/admin/faq", "/admin/kpi")
+PAGES = ("/admin/users", "/admin/audit", "/admin/notices", "/admin/faq", "/admin/kpi", "/admin/directory")
 # Which role may open which page (admin may open everything).
 ALLOWED = {
     "/admin/users": {"admin"},
@@ -28,6 +28,7 @@ ALLOWED = {
     "/admin/notices": {"admin", "pr"},
     "/admin/faq": {"admin", "faq"},
     "/admin/kpi": {"admin", "pr", "faq", "viewer"},
+    "/admin/directory": {"admin"},
 }
 NAV_LABELS = {
     "/admin/users": "ユーザー管理",
@@ -35,6 +36,7 @@ NAV_LABELS = {
     "/admin/notices": "お知らせ配信",
     "/admin/faq": "FAQ管理",
     "/admin/kpi": "利用状況（KPI）",
+    "/admin/directory": "連絡先（課の一覧）",
 }
 
 
@@ -391,7 +393,7 @@ def test_role_matrix(app: Flask, client: FlaskClient, role: str) -> None:
         if expected == 403:
             assert "アクセス権限がありません" in response.get_data(as_text=True)
     html = client.get("/admin/").get_data(as_text=True)
-    in_nav_order = ("/admin/notices", "/admin/faq", "/admin/kpi", "/admin/users", "/admin/audit")
+    in_nav_order = ("/admin/notices", "/admin/faq", "/admin/kpi", "/admin/directory", "/admin/users", "/admin/audit")
     assert nav_links(html) == [NAV_LABELS[page] for page in in_nav_order if role in ALLOWED[page]]
 
 
