@@ -25,7 +25,6 @@ from bot import auth
 from bot.db import get_db
 from bot.models import AuditLog
 from faq import review, whatif, workbench
-from faq.directory import read_repo_directory
 from faq.embed import package_version
 from faq.models import FaqEntry, FaqRevision, QuestionLog, ReviewDecision, ReviewMark
 from faq.normalize import normalize
@@ -94,11 +93,6 @@ def ask(chat: Chat, text: str) -> str:
     """The resident asks; the text of the bot's first message."""
     messages = chat.says(text, expect=1)
     return str(messages[0].get("text", ""))
-
-
-def received(row: FaqEntry) -> str:
-    """An entry's answer as residents receive it: ending with its section's お問い合わせ line."""
-    return read_repo_directory(CITY).finish_answer(row.answer, row.section, row.category)
 
 
 def ask_unanswered(chat: Chat, text: str) -> None:
@@ -266,8 +260,8 @@ def test_attaching_a_cluster_makes_the_bot_answer_next_time(kb_app: Flask, make_
 
     # The next resident message, in this process and in the other worker, gets the entry's answer.
     answer = ask(chat, DRONE[0])
-    assert DONT_KNOW not in answer and answer == received(row)
-    assert ask(other_chat, DRONE[1]) == received(row)
+    assert DONT_KNOW not in answer and answer == row.answer
+    assert ask(other_chat, DRONE[1]) == row.answer
 
     # The attached questions left the queue.
     assert queue(kb_app).clusters == []
@@ -332,7 +326,7 @@ def test_new_entry_from_a_cluster_is_prefilled_and_answers(kb_app: Flask, fake_l
             "is_published": "1", "cluster": key}
     created = post(faq, "/admin/faq/entries/new", {**form, "intent": "save"}, f"/admin/faq/entries/new?cluster={key}")
     assert created.status_code == 302, html_of(created)
-    assert ask(chat, CAT[0]) == received(entry_row(kb_app, "lost-pet"))
+    assert ask(chat, CAT[0]) == answer
     assert queue(kb_app).clusters == []
     (rev,) = revisions(kb_app, "lost-pet")
     assert rev.action == "create" and rev.before is None and rev.after["answer"] == answer
@@ -371,7 +365,7 @@ def test_what_if_shows_answers_gained_lost_and_changed_without_saving(kb_app: Fl
     assert report.eval_after.top1 < report.eval_before.top1  # the eval set asks about the PIN too
     # Nothing was saved: the bot still answers as before.
     assert entry_row(kb_app, "mynumber-pin").is_published
-    assert ask(chat, pin_question) == received(pin)
+    assert ask(chat, pin_question) == pin.answer
 
     # The same through the edit form's 「影響を確認」 button.
     faq = staff(kb_app, "yamada", "faq")
@@ -407,7 +401,7 @@ def test_edit_history_and_revert(kb_app: Flask, fake_line: Any) -> None:
     edited = entry_row(kb_app, row.entry_id)
     assert edited.answer == new_answer and edited.is_staff_edited
     chat = resident(kb_app, fake_line)
-    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == received(edited)
+    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == new_answer
 
     history = html_of(faq.get(page))
     assert "変更履歴" in history and "yamada" in history and "編集" in history and new_answer[:20] in history
@@ -424,7 +418,7 @@ def test_edit_history_and_revert(kb_app: Flask, fake_line: Any) -> None:
     assert entry_row(kb_app, row.entry_id).answer == original
     revs = revisions(kb_app, row.entry_id)
     assert [r.action for r in revs] == ["edit", "revert"] and revs[1].after["answer"] == original
-    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == received(entry_row(kb_app, row.entry_id))
+    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == original
     # And forward again to the edited version.
     post(faq, f"{page}/revert/{rev.id}", {"which": "after"}, page)
     assert entry_row(kb_app, row.entry_id).answer == new_answer
@@ -463,15 +457,15 @@ def test_unpublish_and_publish(kb_app: Flask, fake_line: Any) -> None:
     faq = staff(kb_app, "yamada", "faq")
     chat = resident(kb_app, fake_line)
     row = entry_row(kb_app, "mynumber-pin")
-    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == received(row)
+    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == row.answer
     page = f"/admin/faq/entries/{row.entry_id}"
     post(faq, f"{page}/publish", {"published": "0"}, page)
     assert not entry_row(kb_app, row.entry_id).is_published
-    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") != received(row)
+    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") != row.answer
     listing = html_of(faq.get("/admin/faq?status=unpublished"))
     assert 'data-entry-id="mynumber-pin"' in listing and listing.count("data-entry-id=") == 1
     post(faq, f"{page}/publish", {"published": "1"}, page)
-    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == received(row)
+    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == row.answer
     assert [r.action for r in revisions(kb_app, row.entry_id)] == ["unpublish", "publish"]
     assert {"faq_entry_unpublish", "faq_entry_publish"} <= set(audit_actions(kb_app))
 
@@ -479,7 +473,7 @@ def test_unpublish_and_publish(kb_app: Flask, fake_line: Any) -> None:
 def test_list_search_and_filters(kb_app: Flask) -> None:
     faq = staff(kb_app, "yamada", "faq")
     everything = html_of(faq.get("/admin/faq"))
-    assert "<h1>FAQ管理</h1>" in everything and "全65件中 65件・1 / 2 ページ" in everything
+    assert "<h1>FAQ管理</h1>" in everything and "全63件中 63件・1 / 2 ページ" in everything
     assert everything.count("data-entry-id=") == 50
     found = html_of(faq.get("/admin/faq?q=暗証番号"))
     assert 'data-entry-id="mynumber-pin"' in found and found.count("data-entry-id=") < 10
@@ -531,7 +525,7 @@ def test_import_shows_errors_by_line_and_changes_nothing(kb_app: Flask) -> None:
     assert "必須項目が空です: ID" in body and "タイトルは20文字以内です" in body and "重複しています" in body
     assert 'id="import-confirm"' not in body
     with get_db(kb_app).session() as s:
-        assert s.scalar(select(func.count()).select_from(FaqEntry)) == 65
+        assert s.scalar(select(func.count()).select_from(FaqEntry)) == 63
     wrong_header = upload(faq, "質問,回答\na,b\n")
     assert '<tr data-line="1">' in html_of(wrong_header) and "見出し行が不正です" in html_of(wrong_header)
 
@@ -555,10 +549,10 @@ def test_import_preview_then_confirm(kb_app: Flask, fake_line: Any) -> None:
     page = html_of(preview)
     assert preview.status_code == 200
     assert re.search(r'id="preview-added">1<', page) and re.search(r'id="preview-updated">1<', page)
-    assert re.search(r'id="preview-unchanged">64<', page)
+    assert re.search(r'id="preview-unchanged">62<', page)
     assert "lost-pet" in page and "回答" in page.split('id="preview-updated-table"')[1]
     with get_db(kb_app).session() as s:
-        assert s.scalar(select(func.count()).select_from(FaqEntry)) == 65  # only a preview
+        assert s.scalar(select(func.count()).select_from(FaqEntry)) == 63  # only a preview
     token = re.search(r'name="token" value="([^"]+)"', page).group(1)
     other = staff(kb_app, "sato", "faq")  # a draft is only its uploader's to confirm
     refused = post(other, "/admin/faq/import/confirm", {"token": token}, "/admin/faq/import")
@@ -570,7 +564,7 @@ def test_import_preview_then_confirm(kb_app: Flask, fake_line: Any) -> None:
     assert entry_row(kb_app, "mynumber-pin").answer == "【更新】" + pin.answer
     assert [r.action for r in revisions(kb_app, "lost-pet")] == ["import"]
     assert revisions(kb_app, "mynumber-pin")[0].before["answer"] == pin.answer
-    assert ask(resident(kb_app, fake_line), "迷子の猫を探しています") == received(entry_row(kb_app, "lost-pet"))
+    assert ask(resident(kb_app, fake_line), "迷子の猫を探しています") == "保健所へ。"
     assert "faq_import" in audit_actions(kb_app)
 
 
@@ -583,7 +577,7 @@ def test_the_kosodate_sample_imports_through_the_ui(kb_app: Flask) -> None:
     done = post(faq, "/admin/faq/import/confirm", {"token": token}, "/admin/faq/import")
     assert "追加 661 件" in html_of(faq.get(done.location))
     with get_db(kb_app).session() as s:
-        assert s.scalar(select(func.count()).select_from(FaqEntry)) == 65 + 661
+        assert s.scalar(select(func.count()).select_from(FaqEntry)) == 63 + 661
         assert s.scalar(select(func.count()).select_from(FaqRevision).where(FaqRevision.action == "import")) == 661
 
 
@@ -601,7 +595,7 @@ def test_export_in_both_formats(kb_app: Flask) -> None:
     assert "attachment" in project.headers["Content-Disposition"]
     text = project.get_data(as_text=True)
     assert text.startswith("\ufeffid,category,title,question,alternates")
-    assert len(list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))) == 65
+    assert len(list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))) == 63
     kosodate = faq.get("/admin/faq/export?format=kosodate").get_data(as_text=True)
     assert kosodate.startswith("\ufeffID,問い合わせ文,応答文,カテゴリ")
     assert audit_actions(kb_app).count("faq_export") == 2
