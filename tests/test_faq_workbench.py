@@ -25,6 +25,7 @@ from bot import auth
 from bot.db import get_db
 from bot.models import AuditLog
 from faq import review, whatif, workbench
+from faq.directory import read_repo_directory
 from faq.embed import package_version
 from faq.models import FaqEntry, FaqRevision, QuestionLog, ReviewDecision, ReviewMark
 from faq.normalize import normalize
@@ -93,6 +94,11 @@ def ask(chat: Chat, text: str) -> str:
     """The resident asks; the text of the bot's first message."""
     messages = chat.says(text, expect=1)
     return str(messages[0].get("text", ""))
+
+
+def received(row: FaqEntry) -> str:
+    """An entry's answer as residents receive it: ending with its section's お問い合わせ line."""
+    return read_repo_directory(CITY).finish_answer(row.answer, row.section, row.category)
 
 
 def ask_unanswered(chat: Chat, text: str) -> None:
@@ -260,8 +266,8 @@ def test_attaching_a_cluster_makes_the_bot_answer_next_time(kb_app: Flask, make_
 
     # The next resident message, in this process and in the other worker, gets the entry's answer.
     answer = ask(chat, DRONE[0])
-    assert DONT_KNOW not in answer and answer == row.answer
-    assert ask(other_chat, DRONE[1]) == row.answer
+    assert DONT_KNOW not in answer and answer == received(row)
+    assert ask(other_chat, DRONE[1]) == received(row)
 
     # The attached questions left the queue.
     assert queue(kb_app).clusters == []
@@ -326,7 +332,7 @@ def test_new_entry_from_a_cluster_is_prefilled_and_answers(kb_app: Flask, fake_l
             "is_published": "1", "cluster": key}
     created = post(faq, "/admin/faq/entries/new", {**form, "intent": "save"}, f"/admin/faq/entries/new?cluster={key}")
     assert created.status_code == 302, html_of(created)
-    assert ask(chat, CAT[0]) == answer
+    assert ask(chat, CAT[0]) == received(entry_row(kb_app, "lost-pet"))
     assert queue(kb_app).clusters == []
     (rev,) = revisions(kb_app, "lost-pet")
     assert rev.action == "create" and rev.before is None and rev.after["answer"] == answer
@@ -365,7 +371,7 @@ def test_what_if_shows_answers_gained_lost_and_changed_without_saving(kb_app: Fl
     assert report.eval_after.top1 < report.eval_before.top1  # the eval set asks about the PIN too
     # Nothing was saved: the bot still answers as before.
     assert entry_row(kb_app, "mynumber-pin").is_published
-    assert ask(chat, pin_question) == pin.answer
+    assert ask(chat, pin_question) == received(pin)
 
     # The same through the edit form's 「影響を確認」 button.
     faq = staff(kb_app, "yamada", "faq")
@@ -401,7 +407,7 @@ def test_edit_history_and_revert(kb_app: Flask, fake_line: Any) -> None:
     edited = entry_row(kb_app, row.entry_id)
     assert edited.answer == new_answer and edited.is_staff_edited
     chat = resident(kb_app, fake_line)
-    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == new_answer
+    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == received(edited)
 
     history = html_of(faq.get(page))
     assert "変更履歴" in history and "yamada" in history and "編集" in history and new_answer[:20] in history
@@ -418,7 +424,7 @@ def test_edit_history_and_revert(kb_app: Flask, fake_line: Any) -> None:
     assert entry_row(kb_app, row.entry_id).answer == original
     revs = revisions(kb_app, row.entry_id)
     assert [r.action for r in revs] == ["edit", "revert"] and revs[1].after["answer"] == original
-    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == original
+    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == received(entry_row(kb_app, row.entry_id))
     # And forward again to the edited version.
     post(faq, f"{page}/revert/{rev.id}", {"which": "after"}, page)
     assert entry_row(kb_app, row.entry_id).answer == new_answer
@@ -457,15 +463,15 @@ def test_unpublish_and_publish(kb_app: Flask, fake_line: Any) -> None:
     faq = staff(kb_app, "yamada", "faq")
     chat = resident(kb_app, fake_line)
     row = entry_row(kb_app, "mynumber-pin")
-    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == row.answer
+    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == received(row)
     page = f"/admin/faq/entries/{row.entry_id}"
     post(faq, f"{page}/publish", {"published": "0"}, page)
     assert not entry_row(kb_app, row.entry_id).is_published
-    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") != row.answer
+    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") != received(row)
     listing = html_of(faq.get("/admin/faq?status=unpublished"))
     assert 'data-entry-id="mynumber-pin"' in listing and listing.count("data-entry-id=") == 1
     post(faq, f"{page}/publish", {"published": "1"}, page)
-    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == row.answer
+    assert ask(chat, "マイナンバーカードの暗証番号を忘れた") == received(row)
     assert [r.action for r in revisions(kb_app, row.entry_id)] == ["unpublish", "publish"]
     assert {"faq_entry_unpublish", "faq_entry_publish"} <= set(audit_actions(kb_app))
 
@@ -564,7 +570,7 @@ def test_import_preview_then_confirm(kb_app: Flask, fake_line: Any) -> None:
     assert entry_row(kb_app, "mynumber-pin").answer == "【更新】" + pin.answer
     assert [r.action for r in revisions(kb_app, "lost-pet")] == ["import"]
     assert revisions(kb_app, "mynumber-pin")[0].before["answer"] == pin.answer
-    assert ask(resident(kb_app, fake_line), "迷子の猫を探しています") == "保健所へ。"
+    assert ask(resident(kb_app, fake_line), "迷子の猫を探しています") == received(entry_row(kb_app, "lost-pet"))
     assert "faq_import" in audit_actions(kb_app)
 
 
