@@ -115,6 +115,7 @@ class Params:
     # on the dev and extra questions, at a tenth of the memory and time.
     embed_pool: Literal["max", "mean"] = "mean"
     embed_answer: float = 0.0  # weight of the answer's vector added to each entry's centroid
+    homophone_weight: float = 0.7  # a word found by reading a misconverted kanji word aloud
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -523,7 +524,9 @@ class MatcherIndex:
         if self.kana_lexicon:
             found, embed_text = self._from_kana(analysis, embed_text)
             for form, w in found.items():
-                if w > terms.get(form, 0.0):
+                if w == 0.0:
+                    terms.pop(form, None)  # a misconverted word replaced by what it was meant to be
+                elif w > terms.get(form, 0.0):
                     terms[form] = w
         return _Query(
             raw=raw,
@@ -547,6 +550,26 @@ class MatcherIndex:
                 hit = lex.get(t.form)
                 if hit is not None:
                     found[hit[0]] = max(found.get(hit[0], 0.0), hit[1])
+        # IME slips: a kanji word the knowledge base never uses, read aloud, is often one it
+        # does (非難所 -> ひなんじょ -> 避難所, 建診 -> 健診). Runs of such words are read and
+        # segmented like kana; what they find counts for less than a word written right.
+        run: list[Token] = []
+        for t in [*analysis.tokens, None]:
+            if t is not None and t.part:
+                continue
+            if t is not None and not t.kana and t.reading and t.form not in self.words.vocab:
+                run.append(t)
+                continue
+            if run:
+                hits = _segment("".join(x.reading for x in run), lex)
+                for _, form, weight in hits:
+                    w = weight * self.params.homophone_weight
+                    if w > found.get(form, 0.0):
+                        found[form] = w
+                if hits:  # the slip itself is no longer an unknown word of the question
+                    for x in run:
+                        found.setdefault(x.form, 0.0)
+                run = []
         folded = fold_kana(analysis.prepared)
         replacements: list[tuple[str, str]] = []
         pieces = (p for run in _KANA_RUN.finditer(folded) for p in _KANA_FUNCTION.split(run.group()) if len(p) >= 2)
