@@ -116,6 +116,7 @@ class Params:
     embed_pool: Literal["max", "mean"] = "mean"
     embed_answer: float = 0.0  # weight of the answer's vector added to each entry's centroid
     homophone_weight: float = 0.7  # a word found by reading a misconverted kanji word aloud
+    asks_bonus: float = 0.1  # share of the distance closed for an entry asking what the question asks
 
 
 DEFAULT_THRESHOLDS = Thresholds()
@@ -344,6 +345,7 @@ class MatcherIndex:
     phrase_starts: np.ndarray  # first phrasing of each entry (phrasings are grouped by entry)
     phrase_texts: list[list[str]]  # normalised phrasings per entry, for the fuzzy fast path
     keywords: list[list[str]]
+    asks: list[frozenset[str]]  # what each entry's own question asks for (where, when, who, ...)
     exact: dict[str, list[int]]
     known_places: frozenset[str]
     # Reading (hiragana) -> (word form, weight) of the entries' kanji words, so a question typed
@@ -374,6 +376,7 @@ class MatcherIndex:
         phrase_raw: list[str] = []
         phrase_texts: list[list[str]] = []
         keywords: list[list[str]] = []
+        asks: list[frozenset[str]] = []
         exact: dict[str, list[int]] = {}
         places: set[str] = {normalize(x) for x in place_names_known}
         lexicon: dict[str, tuple[str, float]] = {}
@@ -427,6 +430,7 @@ class MatcherIndex:
             char_builder.add((q_chars, k_chars, a_chars))
             phrase_texts.append(texts)
             keywords.append([k for k in (normalize(k) for k in kws) if k])
+            asks.append(question_asks(f"{e.question} {e.title}"))
 
         fw = (p.field_q, p.field_k, p.field_a)
         words = word_builder.build(fw, p.k1, p.b)
@@ -452,6 +456,7 @@ class MatcherIndex:
             phrase_starts=np.searchsorted(entry_of, np.arange(len(ids))).astype(np.int64),
             phrase_texts=phrase_texts,
             keywords=keywords,
+            asks=asks,
             exact=exact,
             known_places=frozenset(places),
             kana_lexicon=lexicon,
@@ -529,6 +534,7 @@ class MatcherIndex:
                 elif w > terms.get(form, 0.0):
                     terms[form] = w
         return _Query(
+            asks=question_asks(core),
             raw=raw,
             norm=normalize(core),
             terms=terms,
@@ -635,6 +641,13 @@ class MatcherIndex:
             if p.keyword_bonus > 0:
                 spotted = self._spot_keywords(q.norm, i)
                 fused[i] += p.keyword_bonus * spotted * (1.0 - fused[i])
+            if q.asks and p.asks_bonus > 0:
+                # Sibling entries of an imported FAQ differ in what they ask (養育医療の申請場所 /
+                # 申請者 / 申請方法): the one asking what the resident asks moves up.
+                if q.asks & self.asks[i]:
+                    fused[i] += p.asks_bonus * (1.0 - fused[i])
+                elif self.asks[i]:
+                    fused[i] -= p.asks_bonus * fused[i]
         cand = set(int(i) for i in top) | set(self.exact.get(q.norm, ()))
         # Stable order: score desc, then knowledge-base order, so ties are deterministic.
         order = sorted(cand, key=lambda i: (-float(fused[i]), i))
@@ -797,6 +810,27 @@ class _Query:
     grams: dict[str, float]
     places: tuple[str, ...]  # place names the question mentions
     embed_text: str = ""  # what the embedding model sees: filler cut, kana words in kanji
+    asks: frozenset[str] = frozenset()  # what the question asks for (question_asks)
+
+
+_ASKS = {
+    kind: __import__("re").compile("|".join(words))
+    for kind, words in {
+        "where": ("どこ", "場所", "窓口", "申請先", "提出先", "受け取り先", "会場", "どちら"),
+        "when": ("いつ", "時期", "期限", "期間", "期日", "何日", "何時", "日程", "締め切り", "締切", "までに"),
+        "who": ("誰", "だれ", "申請者", "本人以外", "代理"),
+        "need": ("必要なもの", "必要な物", "必要書類", "持ち物", "何が必要", "何を持", "もっていく", "持っていく", "書類"),
+        "cost": ("いくら", "費用", "料金", "手数料", "金額", "無料", "有料", "自己負担"),
+        "lost": ("紛失", "なくし", "無くし", "失くし", "忘れ"),
+        "change": ("変更", "変わ", "かわった", "変えたい"),
+    }.items()
+}
+
+
+def question_asks(text: str) -> frozenset[str]:
+    """What a question asks for: where, when, who, what is needed, cost, lost, change."""
+    norm = normalize(text)
+    return frozenset(kind for kind, pattern in _ASKS.items() if pattern.search(norm))
 
 
 def _segment(run: str, lex: dict[str, tuple[str, float]]) -> list[tuple[str, str, float]]:
