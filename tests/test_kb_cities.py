@@ -25,11 +25,12 @@ CITY_ONLY = {
 }
 
 # Names that belong to one city: the city itself and its own services. No other city's
-# knowledge base may use them, and base (shared by all) may use none.
+# knowledge base may use them, and base (shared by all) may use none. (まちコミメール is a
+# commercial school-mail service used in many towns, so it is not one city's name.)
 CITY_NAMES = {
     "nasukarasuyama": ("那須烏山", "なすからすやま", "なすから"),
     "nasushiobara": ("那須塩原", "なすしおばら", "ゆータク", "ゆーバス", "みるメール", "どこでも窓口", "スマート公民館"),
-    "joso": ("常総", "じょうそう", "いばらき", "茨城", "ふれあい号", "きぬっこ", "まちコミ", "千姫", "みえる通訳",
+    "joso": ("常総", "じょうそう", "いばらき", "茨城", "ふれあい号", "きぬっこ", "千姫", "みえる通訳",
              "外国人総合案内"),
     "ohtawara": ("大田原", "おおたわら", "よいちメール"),
 }
