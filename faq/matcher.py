@@ -35,6 +35,8 @@ MAX_QUERY_CHARS = 200
 MAX_ANSWERABLE_CHARS = 400
 # Answers only help recall a little; their tail adds nothing but index size.
 MAX_ANSWER_CHARS = 1000
+ANSWER_HEAD_CHARS = 120  # of the answer, embedded with the question (Params.embed_answer)
+FEW_PHRASINGS = 3  # an entry with this many phrasings or fewer (question, title, …) is "imported"
 TOP_K = 30  # candidates re-scored with the slower per-phrasing features
 
 
@@ -114,7 +116,7 @@ class Params:
     # "mean": one centroid per entry. Measured as good as the best single phrasing ("max")
     # on the dev and extra questions, at a tenth of the memory and time.
     embed_pool: Literal["max", "mean"] = "mean"
-    embed_answer: float = 0.0  # weight of the answer's vector added to each entry's centroid
+    embed_answer: float = 0.5  # weight of question+answer-head vector added to the centroid of an entry with few phrasings
     homophone_weight: float = 0.7  # a word found by reading a misconverted kanji word aloud
     asks_bonus: float = 0.1  # share of the distance closed for an entry asking what the question asks
 
@@ -184,9 +186,10 @@ _NOUN_POS = frozenset({"名詞", "接尾辞", "接頭辞"})
 _KANJI_RE = __import__("re").compile(r"[\u4e00-\u9fff々]")
 _KANA_RUN = __import__("re").compile(r"[ぁ-ゖー]{3,}")
 _MAX_READING = 14  # longest reading looked up when segmenting a kana run
-# Kana endings and function words are cut out of a run before it is segmented, so their
-# sounds are never read as words (でしょうか is not 証, ください is not 区).
-_KANA_FUNCTION = __import__("re").compile("|".join(sorted({
+# Kana endings and function words cover a run's characters when it is segmented without
+# standing for a word, so their sounds are not read as words (でしょうか is not 証) unless
+# a word explains the run better (よういく is 養育, not よう + いく).
+_KANA_FUNCTION = frozenset({
     "でしょうか", "でしょう", "ください", "くださ", "ありますか", "ありません", "ありました", "あります", "いますか",
     "います", "ません", "ました", "ましたが", "ますか", "ます", "ですか", "です", "でした", "たいです", "たいんですけど",
     "たいんですが", "たいのですが", "たいんだけど", "たい", "ほしい", "したい", "して", "した", "する", "しない",
@@ -194,7 +197,8 @@ _KANA_FUNCTION = __import__("re").compile("|".join(sorted({
     "だけど", "けれど", "けど", "ところ", "とか", "など", "ので", "から", "まで", "について", "という", "って",
     "くらい", "ぐらい", "どこ", "いつ", "なに", "なん", "どう", "どれ", "だれ", "こと", "もの", "ため", "よう", "そう",
     "わかる", "わからない", "しりたい", "おしえて", "ひと", "わたし", "ぼく", "うち", "です", "ちゃう", "ちゃった",
-}, key=len, reverse=True)))
+    "は", "が", "を", "に", "で", "と", "の", "へ", "も", "や", "か", "ね", "よ", "な",
+})
 
 
 @functools.lru_cache(maxsize=65536)
@@ -205,10 +209,11 @@ def _dictionary_reading(form: str) -> str:
 
 
 def _add_readings(lexicon: dict[str, tuple[str, float]], toks: list[Token], p: Params) -> None:
-    """Record the readings of kanji words: nouns by their surface reading, verbs and
-    adjectives by the reading of their dictionary form (the form a kana question yields)."""
+    """Record the readings of kanji and katakana words: nouns by their surface reading, verbs
+    and adjectives by the reading of their dictionary form (the form a kana question yields)."""
     for t in toks:
-        if not _KANJI_RE.search(t.form):
+        # Words written in kanji or katakana (スマホ); words written in hiragana meet kana as they are.
+        if t.kana or not t.reading:
             continue
         noun = t.pos in _NOUN_POS
         reading = t.reading if noun else _dictionary_reading(t.form)
@@ -464,7 +469,7 @@ class MatcherIndex:
         if use_embeddings is None:
             use_embeddings = _embeddings_installed()
         if use_embeddings and ids:
-            answers = [(e.answer or "")[:MAX_ANSWER_CHARS] for e in entries] if p.embed_answer > 0 else []
+            answers = [f"{e.question} {(e.answer or '')[:ANSWER_HEAD_CHARS]}" for e in entries] if p.embed_answer > 0 else []
             index._attach_embeddings(phrase_raw, cache_dir, answers)
         _release_free_heap()
         return index
@@ -492,10 +497,13 @@ class MatcherIndex:
                 cents[lo:hi] = np.add.reduceat(chunk, np.asarray(bounds[lo:hi]) - bounds[lo], axis=0)
             cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
             if answers:
-                # The answer says what the entry is about in words its questions may lack
-                # (an imported FAQ has one question per entry).
-                a = embedder.encode_cached([clean(t) for t in answers], cache_dir).astype(np.float32)
-                cents += np.float32(self.params.embed_answer) * a
+                # The question with the head of its answer says what the entry is about in words
+                # its phrasings may lack (an imported FAQ has one question per entry).
+                # Only for entries with few phrasings: many phrasings already say it better.
+                few = np.flatnonzero(np.diff([*self.phrase_starts.tolist(), len(vecs)]) <= FEW_PHRASINGS)
+                if len(few):
+                    a = embedder.encode_cached([clean(answers[i]) for i in few], cache_dir).astype(np.float32)
+                    cents[few] += np.float32(self.params.embed_answer) * a
                 cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-9)
             self.embeddings = cents
         else:
@@ -531,6 +539,8 @@ class MatcherIndex:
             for form, w in found.items():
                 if w == 0.0:
                     terms.pop(form, None)  # a misconverted word replaced by what it was meant to be
+                elif w < 0.0 and form in terms:  # a piece of a kana word the readings explain
+                    terms[form] = min(terms[form], self.params.kana_oov_weight)
                 elif w > terms.get(form, 0.0):
                     terms[form] = w
         return _Query(
@@ -557,35 +567,49 @@ class MatcherIndex:
                 if hit is not None:
                     found[hit[0]] = max(found.get(hit[0], 0.0), hit[1])
         # IME slips: a kanji word the knowledge base never uses, read aloud, is often one it
-        # does (非難所 -> ひなんじょ -> 避難所, 建診 -> 健診). Runs of such words are read and
-        # segmented like kana; what they find counts for less than a word written right.
-        run: list[Token] = []
-        for t in [*analysis.tokens, None]:
-            if t is not None and t.part:
+        # does (非難所 -> ひなんじょ -> 避難所, 建 + 診 -> けんしん -> 健診). One unknown word, or
+        # two or three in a row, must read exactly as a word of two or more characters; what
+        # is found counts for less than a word written right, and replaces the slip.
+        words = [t for t in analysis.tokens if not t.part]
+        i = 0
+        while i < len(words):
+            hit_at = None
+            for k in (3, 2, 1):
+                group = words[i : i + k]
+                if len(group) < k or not all(self._slip(t) for t in group):
+                    continue
+                hit = lex.get("".join(t.reading for t in group))
+                if hit is not None and len(hit[0]) >= 2 and hit[0] not in {t.form for t in group}:
+                    hit_at = (k, hit)
+                    break
+            if hit_at is None:
+                i += 1
                 continue
-            if t is not None and not t.kana and t.reading and t.form not in self.words.vocab:
-                run.append(t)
-                continue
-            if run:
-                hits = _segment("".join(x.reading for x in run), lex)
-                for _, form, weight in hits:
-                    w = weight * self.params.homophone_weight
-                    if w > found.get(form, 0.0):
-                        found[form] = w
-                if hits:  # the slip itself is no longer an unknown word of the question
-                    for x in run:
-                        found.setdefault(x.form, 0.0)
-                run = []
+            k, (form, weight) = hit_at
+            found[form] = max(found.get(form, 0.0), weight * self.params.homophone_weight)
+            for t in words[i : i + k]:
+                found.setdefault(t.form, 0.0)
+            i += k
         folded = fold_kana(analysis.prepared)
         replacements: list[tuple[str, str]] = []
-        pieces = (p for run in _KANA_RUN.finditer(folded) for p in _KANA_FUNCTION.split(run.group()) if len(p) >= 2)
-        for piece in pieces:
-            for reading, form, weight in _segment(piece, lex):
+        for run in _KANA_RUN.finditer(folded):
+            hits = _segment(run.group(), lex, _KANA_FUNCTION)
+            for reading, form, weight in hits:
                 found[form] = max(found.get(form, 0.0), weight)
-                replacements.append((reading, form))
+                if _KANJI_RE.search(form):
+                    replacements.append((reading, form))
+            if hits:
+                # Sudachi's own cut of a run the readings explain is noise (てん + 腫 of てんしゅつ).
+                for t in analysis.tokens:
+                    if t.kana and t.reading and t.reading in run.group() and t.form not in found:
+                        found[t.form] = -1.0
         for reading, form in replacements:
             embed_text = embed_text.replace(reading, form, 1)
         return found, embed_text
+
+    def _slip(self, t: Token) -> bool:
+        """A word that may be an IME slip: written in kanji, read, unknown to the entries."""
+        return not t.kana and bool(t.reading) and t.form not in self.words.vocab and _KANJI_RE.search(t.form) is not None
 
     def _features(self, q: _Query) -> dict[str, np.ndarray]:
         """Per-entry similarity features, each in [0, 1]."""
@@ -833,11 +857,13 @@ def question_asks(text: str) -> frozenset[str]:
     return frozenset(kind for kind, pattern in _ASKS.items() if pattern.search(norm))
 
 
-def _segment(run: str, lex: dict[str, tuple[str, float]]) -> list[tuple[str, str, float]]:
-    """Cover a kana run with known readings, most characters covered, then fewest words.
+def _segment(run: str, lex: dict[str, tuple[str, float]],
+             function: frozenset[str] = frozenset()) -> list[tuple[str, str, float]]:
+    """Cover a kana run with known readings and function words, most characters covered,
+    then fewest pieces.
 
-    Returns (reading, form, weight) for the readings used; uncovered characters are the
-    particles and endings between them (てんしゅつとどけだしたい -> 転出届, 出す)."""
+    Returns (reading, form, weight) for the readings used; function words and uncovered
+    characters stand for nothing (てんしゅつとどけだしたい -> 転出届)."""
     n = len(run)
     # best[i] = (covered, -words, path) for run[:i]
     best: list[tuple[int, int, tuple[tuple[int, int], ...]]] = [(0, 0, ())] + [(-1, 0, ())] * n
@@ -847,11 +873,16 @@ def _segment(run: str, lex: dict[str, tuple[str, float]]) -> list[tuple[str, str
             continue
         if (cov, neg) > best[i + 1][:2]:
             best[i + 1] = (cov, neg, path)
-        for j in range(i + 2, min(n, i + _MAX_READING) + 1):
-            if run[i:j] in lex:
+        for j in range(i + 1, min(n, i + _MAX_READING) + 1):
+            piece = run[i:j]
+            if j - i >= 2 and piece in lex:
                 cand = (cov + j - i, neg - 1, path + ((i, j),))
-                if cand[:2] > best[j][:2]:
-                    best[j] = cand
+            elif piece in function:
+                cand = (cov + j - i, neg - 1, path)
+            else:
+                continue
+            if cand[:2] > best[j][:2]:
+                best[j] = cand
     out = []
     for i, j in best[n][2]:
         form, weight = lex[run[i:j]]
