@@ -282,3 +282,13 @@ def load_kb(code: str, kb_dir: Path = KB_DIR) -> list[KBEntry]:
             )
         )
     return entries
+
+
+def city_places(code: str, kb_dir: Path = KB_DIR) -> tuple[str, ...]:
+    """Places a city's residents may name without asking about another town: the city's
+    name and districts (empty for a city without city.yaml, such as an imported-only one)."""
+    try:
+        city = load_city(code, kb_dir)
+    except KBError:
+        return ()
+    return (city.name, *city.districts)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from bot.config import ROOT
 from bot.db import utcnow
 from faq.directory import Directory, current_directory, repo_directory
-from faq.kb import KBEntry, load_city
+from faq.kb import KBEntry, city_places, load_city
 from faq.masking import mask_personal_data
 from faq.matcher import Decision, MatcherIndex, Thresholds
 from faq.models import FaqEntry, QuestionLog
@@ -154,10 +154,9 @@ def to_kb_entry(row: FaqEntry) -> KBEntry:
 def _place_names(municipality: str) -> tuple[str, ...]:
     """Places the city's knowledge base may be asked about: its name and districts."""
     try:
-        city = load_city(municipality)
+        return city_places(municipality)
     except Exception:  # noqa: BLE001 - an imported-only city without city.yaml still answers
         return ()
-    return (city.name, *city.districts)
 
 
 def _content_key(entries: list[KBEntry]) -> str:
