@@ -39,12 +39,14 @@ class LoadReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     kept_staff_edits: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)  # `faq load`: repo entries the repo no longer ships
     directory: SeedReport | None = None  # `faq load` only: the city's directory (faq.directory)
 
     def summary(self) -> str:
         """One Japanese line for the CLI and the admin UI."""
         return (f"追加 {len(self.added)} 件、更新 {len(self.updated)} 件、変更なし {len(self.unchanged)} 件"
                 + (f"、職員の編集を保持 {len(self.kept_staff_edits)} 件" if self.kept_staff_edits else "")
+                + (f"、公開を停止 {len(self.retired)} 件（リポジトリにない項目）" if self.retired else "")
                 + (f"。{self.directory.summary()}" if self.directory is not None else ""))
 
 
@@ -86,7 +88,16 @@ def upsert_entries(session: Session, municipality: str, entries: Iterable[KBEntr
 def load_repo_kb(session: Session, municipality: str) -> LoadReport:
     """Load the knowledge base shipped in faq/kb for the city, and its directory (idempotent)."""
     directory = read_repo_directory(municipality)  # checked before anything is written
-    report = upsert_entries(session, municipality, load_kb(municipality), origin="repo")
+    entries = load_kb(municipality)
+    report = upsert_entries(session, municipality, entries, origin="repo")
+    # An entry the repo no longer ships for this city (say another city's own topic that an
+    # older base carried) stops being published, unless staff edited it and so made it theirs.
+    shipped = {e.id for e in entries}
+    for row in session.scalars(select(FaqEntry).where(
+            FaqEntry.municipality == municipality, FaqEntry.origin == "repo", FaqEntry.is_published.is_(True))):
+        if row.entry_id not in shipped and not row.is_staff_edited:
+            row.is_published = False
+            report.retired.append(row.entry_id)
     report.directory = seed_directory(session, municipality, directory)
     return report
 

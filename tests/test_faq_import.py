@@ -31,6 +31,26 @@ def test_load_is_idempotent(app, runner) -> None:
     assert count(app) == 62
 
 
+def test_load_unpublishes_what_the_repo_no_longer_ships_for_the_city(app, runner) -> None:
+    """A database loaded from an older knowledge base (where 那須塩原市's own topic sat in the base)
+    stops offering that topic here; a staff-edited entry stays the staff's."""
+    runner.invoke(args=["faq", "load"])
+    with get_db(app).session() as s:
+        for entry_id, edited in (("tourism-passport", False), ("staff-own-topic", True)):
+            s.add(FaqEntry(municipality="nasukarasuyama", entry_id=entry_id, origin="repo", category="tourism",
+                           title="古い項目", question="なすしおばら観光パスポートはどこでもらえますか",
+                           alternates=[], keywords=[], answer="古い回答", source="test", is_staff_edited=edited))
+    result = runner.invoke(args=["faq", "load"])
+    assert result.exit_code == 0, result.output
+    assert "公開を停止 1 件" in result.output
+    with get_db(app).session() as s:
+        published = dict(s.execute(select(FaqEntry.entry_id, FaqEntry.is_published)
+                                   .where(FaqEntry.municipality == "nasukarasuyama")).all())
+    assert published["tourism-passport"] is False and published["staff-own-topic"] is True
+    asked = runner.invoke(args=["faq", "ask", "--json", "なすしおばら観光パスポートはどこでもらえますか"])
+    assert "tourism-passport" not in asked.output
+
+
 def test_bad_rows_are_reported_by_line_and_nothing_changes(app, runner, tmp_path) -> None:
     runner.invoke(args=["faq", "load"])
     bad = tmp_path / "bad.csv"
