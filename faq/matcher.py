@@ -435,7 +435,9 @@ class MatcherIndex:
             char_builder.add((q_chars, k_chars, a_chars))
             phrase_texts.append(texts)
             keywords.append([k for k in (normalize(k) for k in kws) if k])
-            asks.append(question_asks(f"{e.question} {e.title}"))
+            # Only an entry with few phrasings is about one question; a curated entry's many
+            # phrasings ask everything about its topic.
+            asks.append(question_asks(f"{e.question} {e.title}") if len(phrasings) <= FEW_PHRASINGS else frozenset())
 
         fw = (p.field_q, p.field_k, p.field_a)
         words = word_builder.build(fw, p.k1, p.b)
@@ -847,12 +849,16 @@ _ASKS = {
         "cost": ("いくら", "費用", "料金", "手数料", "金額", "無料", "有料", "自己負担"),
         "lost": ("紛失", "なくし", "無くし", "失くし", "忘れ"),
         "change": ("変更", "変わ", "かわった", "変えたい"),
+        "how": ("どうやって", "どうすれば", "どのように", "どうしたら", "方法", "手続", "流れ", "やり方", "仕方", "申込方法",
+                "申し込み方"),
+        "if-not": ("どうなる", "どうなり", "しないと", "しなかった", "出さない", "遅れ"),
     }.items()
 }
 
 
 def question_asks(text: str) -> frozenset[str]:
-    """What a question asks for: where, when, who, what is needed, cost, lost, change."""
+    """What a question asks for: where, when, who, what is needed, cost, lost, change, how,
+    what happens if not."""
     norm = normalize(text)
     return frozenset(kind for kind, pattern in _ASKS.items() if pattern.search(norm))
 
