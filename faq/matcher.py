@@ -118,7 +118,7 @@ class Params:
     embed_pool: Literal["max", "mean"] = "mean"
     embed_answer: float = 0.5  # weight of question+answer-head vector added to the centroid of an entry with few phrasings
     homophone_weight: float = 0.7  # a word found by reading a misconverted kanji word aloud
-    asks_bonus: float = 0.1  # share of the distance closed for an entry asking what the question asks
+    asks_bonus: float = 0.2  # share of the distance closed for an entry asking what the question asks
 
 
 DEFAULT_THRESHOLDS = Thresholds()

@@ -150,3 +150,22 @@ def test_logistic_fit_and_threshold_choice() -> None:
     chosen = [g for p, g in zip(probs, y) if p >= t]
     assert chosen and sum(chosen) / len(chosen) >= 0.95
     assert replace(model, bias=model.bias + 10).prob(x[0]) > model.prob(x[0])
+
+
+SIBLINGS = [
+    replace(KB[0], id=f"ikusei-{kind}", title=q[:20], question=q, alternates=(), keywords=(),
+            answer="育成医療の申請については、担当課にお問い合わせください。")
+    for kind, q in (("where", "育成医療の申請場所を教えてください。"), ("who", "育成医療の申請は誰がすればいいのですか？"),
+                    ("how", "育成医療の申請手続を教えてください。"), ("when", "育成医療の申請の時期は？"))
+]
+
+
+@pytest.mark.parametrize(
+    ("question", "expected"),
+    [("育成医療はどこに申し込むの", "ikusei-where"), ("育成医療の申請って親がするの？だれ？", "ikusei-who"),
+     ("育成医療はどうやって申請すればいい？", "ikusei-how"), ("育成医療の申請はいつ？", "ikusei-when")],
+)
+def test_an_imported_faqs_siblings_are_told_apart_by_what_they_ask(question: str, expected: str) -> None:
+    """Imported entries (one question each) that differ only in what they ask."""
+    siblings = MatcherIndex.build(SIBLINGS, use_embeddings=False)
+    assert siblings.match(question).candidates[0].entry_id == expected
