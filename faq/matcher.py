@@ -578,7 +578,9 @@ class MatcherIndex:
             hit_at = None
             for k in (3, 2, 1):
                 group = words[i : i + k]
-                if len(group) < k or not all(self._slip(t) for t in group):
+                # kana pieces may sit in a slip (し援 for 支援), but one kanji word must be unknown
+                if len(group) < k or not all(self._slip(t) or self._kana_piece(t) for t in group) \
+                        or not any(self._slip(t) for t in group):
                     continue
                 hit = lex.get("".join(t.reading for t in group))
                 if hit is not None and len(hit[0]) >= 2 and hit[0] not in {t.form for t in group}:
@@ -612,6 +614,10 @@ class MatcherIndex:
     def _slip(self, t: Token) -> bool:
         """A word that may be an IME slip: written in kanji, read, unknown to the entries."""
         return not t.kana and bool(t.reading) and t.form not in self.words.vocab and _KANJI_RE.search(t.form) is not None
+
+    def _kana_piece(self, t: Token) -> bool:
+        """A short kana word the entries never use (a piece of a slip such as し of し援)."""
+        return t.kana and len(t.reading) <= 2 and t.form not in self.words.vocab
 
     def _features(self, q: _Query) -> dict[str, np.ndarray]:
         """Per-entry similarity features, each in [0, 1]."""

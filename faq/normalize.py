@@ -35,6 +35,9 @@ _KANA_TABLE = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
 # is dropped; inside a word it is kept. Done before kana folding, while words are visible.
 _TRAILING_CHOON = re.compile(r"(?<=[ァ-ヺ])ー+(?![ァ-ヺー])")
 _SPACES = re.compile(r"\s+")
+# A lone katakana that looks like a kanji, typed next to kanji (窓ロ, 加エ): the kanji was meant.
+_LOOKALIKE = {"ロ": "口", "エ": "工", "カ": "力", "ニ": "二", "ハ": "八", "タ": "夕", "ト": "卜"}
+_LOOKALIKE_RE = re.compile(r"(?<=[\u4e00-\u9fff々])([ロエカニハタト])(?![ァ-ヺー])")
 _KANJI = re.compile(r"[\u4e00-\u9fff々]")
 _HIRAGANA_ONLY = re.compile(r"[ぁ-ゖー]+")
 # Spaces left between Japanese characters (after punctuation was removed) carry no meaning.
@@ -159,6 +162,7 @@ def clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = neologdn.normalize(text)
     text = text.translate(_ITAIJI_TABLE)
+    text = _LOOKALIKE_RE.sub(lambda m: _LOOKALIKE[m.group(1)], text)
     text = _TRAILING_CHOON.sub("", text)
     text = _strip_noise(text).lower()
     text = _SPACES.sub(" ", text).strip()

@@ -169,3 +169,26 @@ def test_an_imported_faqs_siblings_are_told_apart_by_what_they_ask(question: str
     """Imported entries (one question each) that differ only in what they ask."""
     siblings = MatcherIndex.build(SIBLINGS, use_embeddings=False)
     assert siblings.match(question).candidates[0].entry_id == expected
+
+
+@pytest.mark.parametrize(
+    ("slip", "meant", "entry_id"),
+    [("非難所はどこ", "避難", "shelter"), ("暗唱番号がロックされた", "暗証", "mynumber-pin"),
+     ("印艦証明 コンビニ", "印鑑", "konbini")],
+)
+def test_an_ime_slip_meets_the_word_it_reads_as(index: MatcherIndex, slip: str, meant: str, entry_id: str) -> None:
+    q = index._prepare(slip)
+    assert meant in q.terms and q.terms[meant] < 1.0  # found, at a lower weight than a word written right
+    assert index.match(slip).candidates[0].entry_id == entry_id
+
+
+def test_a_word_the_entries_do_not_know_is_not_read_as_one_they_do(index: MatcherIndex) -> None:
+    """プロ野球 reads as no entry's word: it stays an unknown word of the question."""
+    assert {"野球"} <= set(index._prepare("プロ野球の優勝チームの予想").terms)
+
+
+def test_a_katakana_lookalike_next_to_kanji_is_the_kanji() -> None:
+    from faq.normalize import clean
+
+    assert clean("どこでも窓ロ") == "どこでも窓口" and clean("加エ食品") == "加工食品"
+    assert clean("ロッカー") == "ロッカ" and clean("カード") == "カード"  # katakana words stay
