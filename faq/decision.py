@@ -47,6 +47,7 @@ class Signals:
     length: float  # log(1 + characters of the normalised question)
     terms: float  # log(1 + content words)
     exact: float  # 1 if the question is (nearly) a stored phrasing
+    imported: float  # 1 if the best entry has few phrasings (an imported FAQ's one question)
 
     def vector(self) -> np.ndarray:
         """The signals in FEATURES order."""
@@ -79,12 +80,18 @@ class DecisionModel:
     offer: Logistic
     answer_threshold: float
     offer_threshold: float
+    # An imported FAQ's entries are single questions, often siblings (申請場所 / 申請者 / 申請方法):
+    # a direct answer there needs its own, usually higher, threshold for the same precision.
+    answer_threshold_imported: float | None = None
 
     def decide(self, signals: Signals) -> tuple[Literal["answer", "clarify", "unknown"], float]:
         """The decision and its confidence (probability the best entry is right)."""
         x = signals.vector()
         p_answer = self.answer.prob(x)
-        if p_answer >= self.answer_threshold:
+        threshold = self.answer_threshold
+        if signals.imported and self.answer_threshold_imported is not None:
+            threshold = self.answer_threshold_imported
+        if p_answer >= threshold:
             return "answer", p_answer
         if self.offer.prob(x) >= self.offer_threshold:
             return "clarify", p_answer
@@ -112,8 +119,10 @@ def load_model(mode: str, path: Path = MODEL_PATH) -> DecisionModel | None:
     def head(h: dict) -> Logistic:
         return Logistic(float(h["bias"]), tuple(h["weights"]), tuple(h["mean"]), tuple(h["scale"]))
 
+    imported = entry.get("answer_threshold_imported")
     return DecisionModel(head(entry["answer"]), head(entry["offer"]),
-                         float(entry["answer_threshold"]), float(entry["offer_threshold"]))
+                         float(entry["answer_threshold"]), float(entry["offer_threshold"]),
+                         float(imported) if imported is not None else None)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 50) -> Logistic:
@@ -147,6 +156,7 @@ def model_json(modes: dict[str, DecisionModel], note: dict[str, object]) -> str:
             "offer": asdict(m.offer),
             "answer_threshold": m.answer_threshold,
             "offer_threshold": m.offer_threshold,
+            "answer_threshold_imported": m.answer_threshold_imported,
         }
     return json.dumps(out, ensure_ascii=False, indent=1) + "\n"
 

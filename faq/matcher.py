@@ -796,6 +796,7 @@ class MatcherIndex:
             length=math.log1p(len(q.norm)),
             terms=math.log1p(len(q.terms)),
             exact=float(len(self.exact.get(q.norm, ())) == 1 or fuzzy >= self.params.fuzzy_floor),
+            imported=float(len(self.phrase_texts[i1]) <= FEW_PHRASINGS),
         )
 
     def match(self, text: str, thresholds: Thresholds | None = None) -> Decision:

@@ -103,7 +103,7 @@ def test_a_model_for_other_signals_is_refused(tmp_path: Path) -> None:
 
 def _signals(**values: float) -> Signals:
     base = dict(score=0.5, margin=0.1, word=0.5, word_margin=0.1, char=0.4, embed=0.3, embed_margin=0.05,
-                agree=1.0, unknown_share=0.2, length=3.0, terms=1.5, exact=0.0)
+                agree=1.0, unknown_share=0.2, length=3.0, terms=1.5, exact=0.0, imported=0.0)
     base.update(values)
     return Signals(**base)
 
@@ -192,3 +192,11 @@ def test_a_katakana_lookalike_next_to_kanji_is_the_kanji() -> None:
 
     assert clean("どこでも窓ロ") == "どこでも窓口" and clean("加エ食品") == "加工食品"
     assert clean("ロッカー") == "ロッカ" and clean("カード") == "カード"  # katakana words stay
+
+
+def test_an_imported_faq_needs_more_confidence_for_a_direct_answer() -> None:
+    """Sibling entries of an imported FAQ: the same signals that answer in the curated knowledge
+    base may only offer 「もしかして」 there."""
+    model = load_model("embed")
+    assert model is not None and model.answer_threshold_imported is not None
+    assert model.answer_threshold_imported >= model.answer_threshold
