@@ -83,11 +83,17 @@ class DecisionModel:
     # An imported FAQ's entries are single questions, often siblings (申請場所 / 申請者 / 申請方法):
     # a direct answer there needs its own, usually higher, threshold for the same precision.
     answer_threshold_imported: float | None = None
+    # Below this best score nothing matched: 「お答えできません」 whatever the heads say (a linear
+    # model extrapolates for long questions made of words the knowledge base never uses).
+    score_floor: float = 0.0
+    score_floor_imported: float = 0.0
 
     def decide(self, signals: Signals) -> tuple[Literal["answer", "clarify", "unknown"], float]:
         """The decision and its confidence (probability the best entry is right)."""
         x = signals.vector()
         p_answer = self.answer.prob(x)
+        if signals.score < (self.score_floor_imported if signals.imported else self.score_floor):
+            return "unknown", p_answer
         threshold = self.answer_threshold
         if signals.imported and self.answer_threshold_imported is not None:
             threshold = self.answer_threshold_imported
@@ -122,7 +128,8 @@ def load_model(mode: str, path: Path = MODEL_PATH) -> DecisionModel | None:
     imported = entry.get("answer_threshold_imported")
     return DecisionModel(head(entry["answer"]), head(entry["offer"]),
                          float(entry["answer_threshold"]), float(entry["offer_threshold"]),
-                         float(imported) if imported is not None else None)
+                         float(imported) if imported is not None else None,
+                         float(entry.get("score_floor", 0.0)), float(entry.get("score_floor_imported", 0.0)))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 50) -> Logistic:
@@ -157,6 +164,8 @@ def model_json(modes: dict[str, DecisionModel], note: dict[str, object]) -> str:
             "answer_threshold": m.answer_threshold,
             "offer_threshold": m.offer_threshold,
             "answer_threshold_imported": m.answer_threshold_imported,
+            "score_floor": m.score_floor,
+            "score_floor_imported": m.score_floor_imported,
         }
     return json.dumps(out, ensure_ascii=False, indent=1) + "\n"
 
