@@ -8,6 +8,7 @@ import gc
 import logging
 import math
 import os
+import re
 import threading
 from array import array
 from collections import Counter
@@ -183,8 +184,8 @@ def _weighted_tokens(toks: list[Token], p: Params, vocab: dict[str, int] | None 
 _NOUN_POS = frozenset({"名詞", "接尾辞", "接頭辞"})
 
 
-_KANJI_RE = __import__("re").compile(r"[\u4e00-\u9fff々]")
-_KANA_RUN = __import__("re").compile(r"[ぁ-ゖー]{3,}")
+_KANJI_RE = re.compile(r"[\u4e00-\u9fff々]")
+_KANA_RUN = re.compile(r"[ぁ-ゖー]{3,}")
 _MAX_READING = 14  # longest reading looked up when segmenting a kana run
 # Kana endings and function words cover a run's characters when it is segmented without
 # standing for a word, so their sounds are not read as words (でしょうか is not 証) unless
@@ -196,7 +197,7 @@ _KANA_FUNCTION = frozenset({
     "できますか", "できる", "できない", "できます", "なりますか", "なります", "いいですか", "いい", "よいですか", "よい",
     "だけど", "けれど", "けど", "ところ", "とか", "など", "ので", "から", "まで", "について", "という", "って",
     "くらい", "ぐらい", "どこ", "いつ", "なに", "なん", "どう", "どれ", "だれ", "こと", "もの", "ため", "よう", "そう",
-    "わかる", "わからない", "しりたい", "おしえて", "ひと", "わたし", "ぼく", "うち", "です", "ちゃう", "ちゃった",
+    "わかる", "わからない", "しりたい", "おしえて", "ひと", "わたし", "ぼく", "うち", "ちゃう", "ちゃった",
     "は", "が", "を", "に", "で", "と", "の", "へ", "も", "や", "か", "ね", "よ", "な",
 })
 
@@ -847,7 +848,7 @@ class _Query:
 
 
 _ASKS = {
-    kind: __import__("re").compile("|".join(words))
+    kind: re.compile("|".join(words))
     for kind, words in {
         "where": ("どこ", "場所", "窓口", "申請先", "提出先", "受け取り先", "会場", "どちら"),
         "when": ("いつ", "時期", "期限", "期間", "期日", "何日", "何時", "日程", "締め切り", "締切", "までに"),
