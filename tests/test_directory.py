@@ -23,8 +23,8 @@ from faq.kb import MUNICIPALITIES, KBError, load_kb
 from faq.models import DirectoryContact, FaqEntry
 from faq.store import load_repo_kb
 from tests.conftest import Chat
+from tests.test_faq_workbench import csrf_token, staff
 
-PASSWORD = "correct-horse-battery"
 RESIDENT = "U" + "7" * 32
 KOSEKI = "戸籍謄本をコンビニで取りたいのですが"  # konbini-koseki: {section_citizen}
 JOSO_HOME = "https://www.city.joso.lg.jp/"
@@ -45,24 +45,6 @@ def joso(make_app: Callable[..., Flask]) -> Flask:
     with get_db(app).session() as s:
         load_repo_kb(s, "joso")
     return app
-
-
-def staff(app: Flask, username: str, role: str = "admin") -> FlaskClient:
-    """A test client logged in as a new staff member with this role."""
-    with get_db(app).session() as session:
-        auth.create_user(session, username, PASSWORD, role)
-    client = app.test_client()
-    token = csrf_token(client, "/admin/login")
-    response = client.post("/admin/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
-
-
-def csrf_token(client: FlaskClient, page: str) -> str:
-    html = client.get(page).get_data(as_text=True)
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert match, f"no CSRF token on {page}"
-    return match.group(1)
 
 
 def edit(client: FlaskClient, key: str, **fields: str) -> Any:
@@ -119,7 +101,7 @@ def test_the_seeds_phone_number_reaches_residents(make_app: Callable[..., Flask]
 
 def test_a_phone_set_by_an_admin_shows_in_the_next_answer(joso: Flask, fake_line: Any) -> None:
     ask(joso, fake_line, KOSEKI)  # the directory is cached in the process: the edit must still show at once
-    admin = staff(joso, "kanri")
+    admin = staff(joso, "kanri", "admin")
     page = admin.get("/admin/directory").get_data(as_text=True)
     assert "市民課・暮らしの窓口課" in page and "未設定" in page
     response = edit(admin, "citizen", phone="０１２－３４５－６７８９", hours=HOURS, url=URL)  # full width is fine
@@ -135,7 +117,7 @@ def test_a_phone_set_by_an_admin_shows_in_the_next_answer(joso: Flask, fake_line
 
 
 def test_the_main_number_stands_in_for_a_section_without_one(joso: Flask, fake_line: Any) -> None:
-    admin = staff(joso, "kanri")
+    admin = staff(joso, "kanri", "admin")
     assert edit(admin, "main", phone="0120-000-000", hours="平日9時〜17時").status_code == 302
     text = ask(joso, fake_line, KOSEKI)
     assert text.split("\n")[-1] == "お問い合わせ：市民課・暮らしの窓口課　電話 0120-000-000（代表・平日9時〜17時）"
@@ -155,7 +137,7 @@ def dont_know(resident: Chat, question: str) -> str:
 def test_dont_know_and_the_contact_command_give_the_citys_main_contact(joso: Flask, fake_line: Any) -> None:
     resident = Chat(joso.test_client(), fake_line, RESIDENT)
     assert f"お急ぎの場合のお問い合わせ先：常総市役所　{JOSO_HOME}" in dont_know(resident, "プロ野球の優勝チームの予想を教えて")
-    edit(staff(joso, "kanri"), "main", phone="0120-000-000")
+    edit(staff(joso, "kanri", "admin"), "main", phone="0120-000-000")
     assert f"常総市役所　電話 0120-000-000　{JOSO_HOME}" in dont_know(resident, "宇宙人に会いたい")
     (reply,) = resident.says("お問い合わせ")
     assert reply["text"].startswith(f"お問い合わせ先：常総市役所　電話 0120-000-000　{JOSO_HOME}")
@@ -187,7 +169,7 @@ def test_only_admins_may_open_or_change_the_directory(joso: Flask, role: str) ->
 
 
 def test_the_form_needs_its_csrf_token(joso: Flask) -> None:
-    admin = staff(joso, "kanri")
+    admin = staff(joso, "kanri", "admin")
     response = admin.post("/admin/directory/citizen", data={"name": "市民課", "phone": PHONE})
     assert response.status_code == 400
     assert row(joso, "citizen").phone == ""
@@ -206,7 +188,7 @@ def test_the_form_needs_its_csrf_token(joso: Flask) -> None:
     ],
 )
 def test_bad_input_shows_the_japanese_error_and_changes_nothing(joso: Flask, fields: dict[str, str], message: str) -> None:
-    admin = staff(joso, "kanri")
+    admin = staff(joso, "kanri", "admin")
     before = row(joso, "citizen")
     response = edit(admin, "citizen", **{"hours": HOURS, **fields})
     assert response.status_code == 400
@@ -219,7 +201,7 @@ def test_bad_input_shows_the_japanese_error_and_changes_nothing(joso: Flask, fie
 
 
 def test_faq_load_keeps_an_admins_edit_and_refreshes_the_rest(joso: Flask) -> None:
-    edit(staff(joso, "kanri"), "citizen", phone=PHONE)
+    edit(staff(joso, "kanri", "admin"), "citizen", phone=PHONE)
     with get_db(joso).session() as s:  # an unedited row drifted from city.yaml: load puts it back
         s.execute(update(DirectoryContact).where(DirectoryContact.municipality == "joso",
                                                  DirectoryContact.key == "tax").values(name="古い名前"))
@@ -231,7 +213,7 @@ def test_faq_load_keeps_an_admins_edit_and_refreshes_the_rest(joso: Flask) -> No
 
 
 def test_back_to_the_shipped_data(joso: Flask, fake_line: Any) -> None:
-    admin = staff(joso, "kanri")
+    admin = staff(joso, "kanri", "admin")
     edit(admin, "citizen", phone=PHONE)
     page = "/admin/directory/citizen"
     response = admin.post(f"{page}/reset", data={"csrf_token": csrf_token(admin, page)})
@@ -242,7 +224,7 @@ def test_back_to_the_shipped_data(joso: Flask, fake_line: Any) -> None:
 
 
 def test_unknown_sections_are_404(joso: Flask) -> None:
-    assert staff(joso, "kanri").get("/admin/directory/nowhere").status_code == 404
+    assert staff(joso, "kanri", "admin").get("/admin/directory/nowhere").status_code == 404
 
 
 # --- the line and the shipped data ------------------------------------------------------------------------
@@ -314,7 +296,7 @@ def test_none_of_these_gives_the_main_contact_staff_set(make_app: Callable[..., 
     app = make_app(MUNICIPALITY="joso", FAQ_ANSWER_THRESHOLD=1.01)  # nothing is answered directly: 「もしかして」
     with get_db(app).session() as s:
         load_repo_kb(s, "joso")
-    edit(staff(app, "kanri"), "main", phone="0120-000-000")
+    edit(staff(app, "kanri", "admin"), "main", phone="0120-000-000")
     resident = Chat(app.test_client(), fake_line, RESIDENT)
     (clarify,) = resident.says("マイナンバーカードのこと")
     assert clarify["text"].startswith("もしかして")
