@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from bot.config import ROOT
 from bot.db import utcnow
 from faq.directory import Directory, current_directory, repo_directory
-from faq.kb import KBEntry, city_places, load_city
+from faq.kb import KBEntry, city_places
 from faq.masking import mask_personal_data
 from faq.matcher import Decision, MatcherIndex, Thresholds
 from faq.models import FaqEntry, QuestionLog
@@ -58,6 +58,7 @@ CATEGORY_LABELS = {
 }
 
 SmalltalkKind = Literal["greeting", "thanks", "menu", "help", "chat"]
+# Exact words; chat ("chat") is recognised by _CHAT_PATTERN below.
 _SMALLTALK_WORDS: dict[SmalltalkKind, tuple[str, ...]] = {
     "greeting": ("こんにちは", "こんばんは", "おはよう", "おはようございます", "はじめまして", "やあ", "ハロー",
                  "hello", "hi", "どうも", "よろしく", "よろしくお願いします"),
@@ -65,9 +66,6 @@ _SMALLTALK_WORDS: dict[SmalltalkKind, tuple[str, ...]] = {
                "助かりました", "たすかりました", "了解", "わかりました", "OK", "おk"),
     "menu": ("メニュー", "menu", "めにゅー", "一覧", "カテゴリ", "よくある質問"),
     "help": ("ヘルプ", "help", "へるぷ", "使い方", "つかいかた", "何ができる", "なにができる", "何ができるの"),
-    "chat": ("暇", "ひま", "元気", "げんき", "お元気ですか", "ねむい", "眠い", "疲れた", "つかれた", "おやすみ",
-             "おやすみなさい", "お疲れさま", "お疲れ様", "お疲れさまです", "おつかれ", "笑", "w", "草", "はは", "あはは",
-             "あなたは誰", "何歳"),
 }
 # Chat that is not a question to the city (今日ひま？, 好きな食べ物は？, 天気いいね, ｗｗ): whole short
 # texts only, matched on the normalised form (hiragana, lower case, no punctuation), so a real
@@ -286,14 +284,12 @@ def get_entry(session: Session, municipality: str, entry_id: str) -> EntryView |
 
 
 @functools.lru_cache(maxsize=16)
-def city_contact(municipality: str) -> tuple[str, str]:
-    """(city name, how to reach the city as a whole) from the shipped city.yaml; main_contact
-    gives the latter with staff edits."""
+def city_name(municipality: str) -> str:
+    """The city's name from its shipped city.yaml ("" for a city without one)."""
     try:
-        directory = repo_directory(municipality)
+        return repo_directory(municipality).city_name
     except Exception:  # noqa: BLE001 - a missing city file must not break answering
-        return "", ""
-    return directory.city_name, directory.main_text()
+        return ""
 
 
 def main_contact(session: Session, municipality: str) -> str:

@@ -61,7 +61,7 @@ def choose(ctx: EventContext, log_id: Any, chosen: Any, resident_id: int | None,
         return
     record_usage(ctx.session, "clarify_choice", resident_id, topic=chosen or None, question=log_id)
     if not chosen:
-        name, contact = service.city_contact(municipality)[0], service.main_contact(ctx.session, municipality)
+        name, contact = service.city_name(municipality), service.main_contact(ctx.session, municipality)
         reply = service.FaqReply("unknown", categories=service.categories(ctx.session, municipality),
                                  city_name=name, contact=contact)
         ctx.reply(*unknown_messages(reply))

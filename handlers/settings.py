@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from faq.service import city_contact, main_contact
+from faq.service import city_name, main_contact
 from handlers.context import EventContext
 from handlers.replies import message_button, postback_button, text
 from kpi.service import record_usage
@@ -83,8 +83,7 @@ def privacy_notice_message() -> dict[str, Any]:
 
 def follow_messages(municipality: str) -> list[dict[str, Any]]:
     """Greeting naming the city, then the privacy notice with register / skip."""
-    city_name, _contact = city_contact(municipality)
-    return [text(greeting(city_name)), privacy_notice_message()]
+    return [text(greeting(city_name(municipality))), privacy_notice_message()]
 
 
 # --- showing settings ---------------------------------------------------------------------------
