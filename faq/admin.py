@@ -58,7 +58,7 @@ def _municipality() -> str:
 
 
 def _city_name() -> str:
-    return service.city_contact(_municipality())[0] or _municipality()
+    return service.city_name(_municipality()) or _municipality()
 
 
 def _categories(rows: list[FaqEntry]) -> list[tuple[str, str]]:
