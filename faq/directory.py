@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
-import time
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ import yaml
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from faq.freshness import StampedCache
 from faq.kb import KB_DIR, KBError, load_city
 from faq.models import DirectoryContact
 
@@ -356,42 +355,16 @@ def load_directory(session: Session, code: str) -> Directory:
     return Directory(city_name=repo.city_name, homepage=repo.homepage, main=main, sections=sections)
 
 
-class _DirectoryCache:
-    """Each city's directory in this process: an edit here is seen at once, one made by another
-    process within STAMP_CHECK_SECONDS (the same rule as the FAQ index in faq.service)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._known: dict[tuple[str, str], tuple[int, tuple[Any, ...], float, int, Directory]] = {}
-        self._edits = 0
-
-    def touch(self) -> None:
-        """A directory row was changed in this process."""
-        self._edits += 1
-
-    def get(self, session: Session, code: str) -> Directory:
-        """The city's current directory."""
-        bind = session.get_bind()
-        key = (str(bind.url), code)
-        now, edits = time.monotonic(), self._edits
-        known = self._known.get(key)
-        if known and known[0] == id(bind) and known[3] == edits and now - known[2] < STAMP_CHECK_SECONDS:
-            return known[4]
-        stamp = tuple(session.execute(
-            select(func.count(DirectoryContact.id), func.max(DirectoryContact.updated_at), func.sum(DirectoryContact.id))
-            .where(DirectoryContact.municipality == code)
-        ).one())
-        if known and known[0] == id(bind) and known[1] == stamp and known[3] == edits:
-            directory = known[4]
-        else:
-            directory = load_directory(session, code)
-        with self._lock:
-            self._known[key] = (id(bind), stamp, now, edits, directory)
-        return directory
+def _directory_stamp(session: Session, code: str) -> tuple[Any, ...]:
+    """A cheap fingerprint of the city's directory rows (count, newest change, ids)."""
+    return tuple(session.execute(
+        select(func.count(DirectoryContact.id), func.max(DirectoryContact.updated_at), func.sum(DirectoryContact.id))
+        .where(DirectoryContact.municipality == code)
+    ).one())
 
 
-STAMP_CHECK_SECONDS = 1.0
-DIRECTORIES = _DirectoryCache()
+# Each city's directory in this process, with the same freshness rule as the FAQ index.
+DIRECTORIES: StampedCache[Directory] = StampedCache(_directory_stamp, load_directory)
 for _when in ("after_insert", "after_update", "after_delete"):
     event.listen(DirectoryContact, _when, lambda *_args: DIRECTORIES.touch())
 

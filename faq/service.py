@@ -13,8 +13,6 @@ import functools
 import hashlib
 import logging
 import re
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -24,6 +22,7 @@ from sqlalchemy.orm import Session
 from bot.config import ROOT
 from bot.db import utcnow
 from faq.directory import Directory, current_directory, repo_directory
+from faq.freshness import StampedCache
 from faq.kb import KBEntry, city_places
 from faq.masking import mask_personal_data
 from faq.matcher import Decision, MatcherIndex, Thresholds
@@ -165,71 +164,41 @@ def _content_key(entries: list[KBEntry]) -> str:
     return digest.hexdigest()
 
 
-class _IndexCache:
-    """Matcher indexes in this process: per (database, city) a cheap change stamp, per content the index."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_stamp: dict[tuple[str, str], tuple[tuple[Any, ...], str]] = {}
-        self._by_content: dict[str, tuple[MatcherIndex, dict[str, KBEntry]]] = {}
-        # When each (database, city) stamp was last checked, and this process's edit counter:
-        # an edit made here is seen at once, one made by another process within STAMP_CHECK_SECONDS.
-        self._checked_at: dict[tuple[str, str], tuple[float, int]] = {}
-        self._edits = 0
-
-    def touch(self) -> None:
-        """An entry was changed in this process: check the stamps again on next use."""
-        self._edits += 1
-
-    @staticmethod
-    def stamp(session: Session, municipality: str) -> tuple[Any, ...]:
-        """A cheap fingerprint of the city's published entries (count, newest change, ids)."""
-        row = session.execute(
-            select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.sum(FaqEntry.id)).where(
-                FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True)
-            )
-        ).one()
-        return tuple(row)
-
-    def get(self, session: Session, municipality: str) -> tuple[MatcherIndex, dict[str, KBEntry]]:
-        """The current index for the city (built on first use or after a change)."""
-        key = (str(session.get_bind().url), municipality)
-        known = self._by_stamp.get(key)
-        checked = self._checked_at.get(key)
-        now = time.monotonic()
-        if (known and known[1] in self._by_content and checked and checked[1] == self._edits
-                and now - checked[0] < STAMP_CHECK_SECONDS):
-            return self._by_content[known[1]]
-        edits = self._edits
-        stamp = self.stamp(session, municipality)
-        if known and known[0] == stamp and known[1] in self._by_content:
-            self._checked_at[key] = (now, edits)
-            return self._by_content[known[1]]
-        with self._lock:
-            rows = session.scalars(
-                select(FaqEntry).where(FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True))
-                .order_by(FaqEntry.entry_id)
-            ).all()
-            entries = [to_kb_entry(r) for r in rows]
-            content = _content_key(entries)
-            if content not in self._by_content:
-                index = MatcherIndex.build(entries, cache_dir=EMBEDDING_CACHE_DIR,
-                                           place_names_known=_place_names(municipality))
-                self._by_content[content] = (index, {e.id: e for e in entries})
-                log.info("FAQ index built: municipality=%s entries=%d", municipality, len(entries))
-                if not entries:
-                    log.warning("no published FAQ entries for municipality=%s: every question gets "
-                                "「わかりません」 (run `flask faq load` or `flask faq import`)", municipality)
-                while len(self._by_content) > 8:  # old versions after edits: keep memory bounded
-                    self._by_content.pop(next(iter(self._by_content)))
-            self._by_stamp[key] = (stamp, content)
-            self._checked_at[key] = (now, edits)
-            return self._by_content[content]
+def _published_stamp(session: Session, municipality: str) -> tuple[Any, ...]:
+    """A cheap fingerprint of the city's published entries (count, newest change, ids)."""
+    return tuple(session.execute(
+        select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.sum(FaqEntry.id)).where(
+            FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True)
+        )
+    ).one())
 
 
-# How long a process answers from its index before checking the database for other processes' edits.
-STAMP_CHECK_SECONDS = 1.0
-INDEXES = _IndexCache()
+# Indexes by content, so identical knowledge bases (several test databases, a revert) share one.
+_BY_CONTENT: dict[str, tuple[MatcherIndex, dict[str, KBEntry]]] = {}
+
+
+def _build_index(session: Session, municipality: str) -> tuple[MatcherIndex, dict[str, KBEntry]]:
+    """The matcher index of the city's published entries (built, or shared by content)."""
+    rows = session.scalars(
+        select(FaqEntry).where(FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True))
+        .order_by(FaqEntry.entry_id)
+    ).all()
+    entries = [to_kb_entry(r) for r in rows]
+    content = _content_key(entries)
+    if content not in _BY_CONTENT:
+        index = MatcherIndex.build(entries, cache_dir=EMBEDDING_CACHE_DIR, place_names_known=_place_names(municipality))
+        _BY_CONTENT[content] = (index, {e.id: e for e in entries})
+        log.info("FAQ index built: municipality=%s entries=%d", municipality, len(entries))
+        if not entries:
+            log.warning("no published FAQ entries for municipality=%s: every question gets "
+                        "「わかりません」 (run `flask faq load` or `flask faq import`)", municipality)
+        while len(_BY_CONTENT) > 8:  # old versions after edits: keep memory bounded
+            _BY_CONTENT.pop(next(iter(_BY_CONTENT)))
+    return _BY_CONTENT[content]
+
+
+# Matcher indexes in this process, one per (database, city), rebuilt when the published entries change.
+INDEXES: StampedCache[tuple[MatcherIndex, dict[str, KBEntry]]] = StampedCache(_published_stamp, _build_index)
 for _when in ("after_insert", "after_update", "after_delete"):
     event.listen(FaqEntry, _when, lambda *_args: INDEXES.touch())
 

@@ -187,7 +187,7 @@ def test_kpi_report_lists_unanswered_clusters_and_entry_titles(kb_app, fake_line
 def test_edits_reach_the_bot_at_once_here_and_within_a_second_from_other_processes(kb_app, fake_line, monkeypatch) -> None:
     from sqlalchemy import update
 
-    from faq import service
+    from faq import freshness
     from faq.models import FaqEntry
 
     app = kb_app()
@@ -202,7 +202,7 @@ def test_edits_reach_the_bot_at_once_here_and_within_a_second_from_other_process
     answer, _ask = resident.says("戸籍謄本をコンビニで取りたいのですが", expect=2)
     assert answer["text"].startswith("【改訂】")
     # An edit by another process (no ORM event here): seen once the stamp is checked again.
-    monkeypatch.setattr(service, "STAMP_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr(freshness, "STAMP_CHECK_SECONDS", 0.0)
     with get_db(app).session() as s:
         s.execute(update(FaqEntry).where(FaqEntry.municipality == "joso", FaqEntry.entry_id == "konbini-koseki")
                   .values(answer="【再改訂】コンビニで取れます。", updated_at=utcnow()))
