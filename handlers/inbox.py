@@ -20,6 +20,7 @@ import os
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,12 +28,14 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from bot.db import Database, get_db, utcnow
 from bot.line import LineError, LineGateway, LineRejected, LineTimeout
 from handlers.context import EventContext, preload
 from handlers.models import DONE, FAILED, PENDING, PROCESSING, InboxEvent
+from handlers.owner import Owner, is_dead
 
 log = logging.getLogger(__name__)
 # Handler work per write transaction: on SQLite the webhook's inserts wait this long at most.
@@ -54,22 +57,36 @@ class IncomingEvent:
 
 
 def dedupe_key(event: dict[str, Any]) -> str:
-    """LINE's webhookEventId, or a hash of the event without its delivery context."""
+    """LINE's webhookEventId (validated at the edge: never longer than the column), or a hash of the event without its delivery context."""
     event_id = event.get("webhookEventId")
     if isinstance(event_id, str) and event_id:
-        return event_id[:128]
+        return event_id
     body = {k: v for k, v in event.items() if k != "deliveryContext"}
     return "sha256:" + hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def store_events(db: Database, events: Sequence[IncomingEvent]) -> set[str]:
-    """Insert events not seen before in one transaction; returns the keys that were new.
+@dataclass(frozen=True)
+class Claim:
+    """Store events already claimed by this process (it runs workers): no claim round-trip, no polling."""
 
-    Core, not the ORM: this runs for every webhook request.
+    token: str
+    owner: str
+    lease_seconds: float
+
+
+def store_events(db: Database, events: Sequence[IncomingEvent], claim: Claim | None = None) -> dict[str, int]:
+    """Insert events not seen before in one transaction; returns {key: row id} of the new ones.
+
+    With `claim`, new rows are stored as claimed by it. Core, not the ORM: this runs for every
+    webhook request.
     """
     if not events:
-        return set()
+        return {}
     now = utcnow()
+    claimed = {}
+    if claim is not None:
+        claimed = {"status": PROCESSING, "claim_token": claim.token, "claim_owner": claim.owner, "attempts": 1,
+                   "lease_until": now + dt.timedelta(seconds=claim.lease_seconds)}
     rows = [
         {
             "webhook_event_id": e.key,
@@ -81,14 +98,23 @@ def store_events(db: Database, events: Sequence[IncomingEvent]) -> set[str]:
             "attempts": 0,
             "is_handled": False,
             "is_reply_uncertain": False,
+            "lease_until": None,
+            "claim_token": None,
+            "claim_owner": None,
+            **claimed,
         }
         for e in events
     ]
     dialect_insert = postgresql.insert if db.is_postgres else sqlite.insert
     stmt = dialect_insert(InboxEvent).on_conflict_do_nothing(index_elements=["webhook_event_id"])
-    stmt = stmt.returning(InboxEvent.webhook_event_id)
+    stmt = stmt.returning(InboxEvent.webhook_event_id, InboxEvent.id)
     with db.write_connection() as conn:
-        return set(conn.execute(stmt, rows).scalars().all())
+        return {key: row_id for key, row_id in conn.execute(stmt, rows).all()}
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A failure of the database itself (down, locked, timed out), not of the data stored."""
+    return isinstance(exc, (OperationalError, InterfaceError, TimeoutError))
 
 
 @dataclass
@@ -106,11 +132,20 @@ class InboxWriter:
     gets its 200 only then). While one transaction commits, the next requests queue up and go
     together into the next: under load one write transaction stores many events, so the write
     lock (SQLite has one) is taken far less often than once per request.
+
+    One bad event never fails the others: if a group's insert fails for a reason other than the
+    database itself, each request, then each event, is stored on its own, and an event that
+    still cannot be stored is skipped with a logged reason. New events are stored claimed by
+    `claim_for()` (None: unclaimed) and handed to `on_stored` before the request is answered.
     """
 
-    def __init__(self, db: Database, timeout: float = 25.0) -> None:
+    def __init__(self, db: Database, timeout: float = 25.0,
+                 claim_for: Callable[[], Claim | None] = lambda: None,
+                 on_stored: Callable[[list[ClaimedEvent]], None] = lambda rows: None) -> None:
         self.db = db
         self.timeout = timeout
+        self.claim_for = claim_for
+        self.on_stored = on_stored
         self._cond = threading.Condition()
         self._queue: list[_StoreRequest] = []
         self._pid: int | None = None
@@ -140,21 +175,59 @@ class InboxWriter:
                     self._cond.wait()
                 batch, self._queue = self._queue, []
             try:
-                new_keys = store_events(self.db, [e for r in batch for e in r.events])
-            except BaseException as exc:  # noqa: BLE001 - every waiting request answers 503
+                self._store(batch)
+            except BaseException as exc:  # noqa: BLE001 - never leave a request waiting
+                log.exception("inbox writer failed")
+                for r in batch:
+                    if not r.done.is_set():
+                        r.error = exc
+                        r.done.set()
+
+    def _store(self, batch: list[_StoreRequest]) -> None:
+        """Store the requests' events together; on a data error, request by request, then event by event."""
+        events = [e for r in batch for e in r.events]
+        claim = self.claim_for()
+        try:
+            new_ids = store_events(self.db, events, claim)
+        except BaseException as exc:  # noqa: BLE001 - answered below: 503 or isolation
+            if _is_transient(exc) or (len(batch) == 1 and len(events) == 1):
+                if not _is_transient(exc):
+                    log.warning("webhook event could not be stored, skipped: %s", type(exc).__name__)
+                    exc = None
                 for r in batch:
                     r.error = exc
                     r.done.set()
-                continue
-            for r in batch:
-                for e in r.events:
-                    if e.key in new_keys:
-                        new_keys.discard(e.key)  # a key twice in the batch: the first is the new one
-                        r.new += 1
-                r.done.set()
+                return
+            if len(batch) > 1:
+                for r in batch:
+                    self._store([r])
+                return
+            request = batch[0]
+            for e in request.events:
+                single = _StoreRequest([e])
+                self._store([single])
+                request.new += single.new
+                if single.error is not None:
+                    request.error = single.error
+            request.done.set()
+            return
+        now = utcnow()
+        stored: list[ClaimedEvent] = []
+        for r in batch:
+            for e in r.events:
+                row_id = new_ids.pop(e.key, None)  # a key twice in the batch: the first is the new one
+                if row_id is not None:
+                    r.new += 1
+                    if claim is not None:
+                        stored.append(ClaimedEvent(row_id, claim.token, e.key, e.event_type, e.timestamp_ms, e.payload,
+                                                   now, False, None, False))
+        if stored:
+            self.on_stored(stored)
+        for r in batch:
+            r.done.set()
 
 
-def claim_events(db: Database, limit: int, lease_seconds: float) -> list[tuple[int, str]]:
+def claim_events(db: Database, limit: int, lease_seconds: float, owner: str | None = None) -> list[tuple[int, str]]:
     """Lease up to `limit` claimable events to this worker; returns (id, claim token) pairs."""
     now = utcnow()
     token = uuid.uuid4().hex
@@ -180,6 +253,7 @@ def claim_events(db: Database, limit: int, lease_seconds: float) -> list[tuple[i
         .values(
             status=PROCESSING,
             claim_token=token,
+            claim_owner=owner,
             attempts=InboxEvent.attempts + 1,
             lease_until=now + dt.timedelta(seconds=lease_seconds),
         )
@@ -250,18 +324,28 @@ class EventProcessor:
         self.prepare = prepare
         self.prepare_batch = prepare_batch
         self.config = app.config
+        # Told when a failed event becomes due again (seconds from now), so a worker wakes for it.
+        self.retry_due: Callable[[float], None] = lambda seconds: None
 
-    def process_batch(self, claimed: list[tuple[int, str]]) -> None:
+    def load(self, claimed: Sequence[tuple[int, str]]) -> list[ClaimedEvent]:
+        """The rows of events claimed from the database (still held by their claim)."""
+        if not claimed:
+            return []
+        with self.db.read_session() as session:
+            return _load_claimed(session, claimed)
+
+    def process_batch(self, rows: Sequence[ClaimedEvent]) -> None:
         """Process claimed events: prepare (read-only), handlers in few write transactions, delivery, finish.
 
         On SQLite every write transaction queues for the one write lock, so handlers of many events
         share one transaction, and a transaction ends after TXN_BUDGET_SECONDS of handler work so
         the webhook's inserts never wait long for the lock. If a handler fails, the transaction is
         run again with a savepoint per event: one event failing rolls back only its own work.
+        Every step isolates events: a failure is recorded against its own event only.
         """
-        if not claimed:
+        if not rows:
             return
-        rows, prepared, failed = self._prepare(claimed)
+        prepared, failed = self._prepare(rows)
         for row, exc in failed:
             self._record_failure(row.id, row.token, exc)
         pending = [row for row in rows if row.id in prepared]
@@ -285,16 +369,18 @@ class EventProcessor:
                     done.append((row.id, row.token))
                 except Exception as exc:  # noqa: BLE001 - one event failing must not fail the others
                     self._record_failure(row.id, row.token, exc)
-            self._finish_many(done)
+            try:
+                self._finish_many(done)
+            except Exception as exc:  # noqa: BLE001 - sent but not marked: the claim expires, sending is idempotent
+                log.error("delivered events could not be marked done: %s", type(exc).__name__)
 
     def _prepare(
-        self, claimed: Sequence[tuple[int, str]]
-    ) -> tuple[list[ClaimedEvent], dict[int, Any], list[tuple[ClaimedEvent, Exception]]]:
-        """Load the rows and run their preparers in one read-only session (no write lock held meanwhile)."""
+        self, rows: Sequence[ClaimedEvent]
+    ) -> tuple[dict[int, Any], list[tuple[ClaimedEvent, Exception]]]:
+        """Run the rows' preparers in one read-only session (no write lock held meanwhile)."""
         prepared: dict[int, Any] = {}
         failed: list[tuple[ClaimedEvent, Exception]] = []
         with self.db.read_session() as session:
-            rows = _load_claimed(session, claimed)
             if self.prepare_batch is not None:
                 try:
                     self.prepare_batch([row.payload for row in rows if not row.is_handled], session, self.config)
@@ -306,7 +392,7 @@ class EventProcessor:
                     prepared[row.id] = preparer(row.payload, session, self.config) if preparer else None
                 except Exception as exc:  # noqa: BLE001 - a failing preparer fails only its event
                     failed.append((row, exc))
-        return rows, prepared, failed
+        return prepared, failed
 
     def _run_handlers(
         self, rows: Sequence[ClaimedEvent], prepared: dict[int, Any], isolate: bool = True
@@ -327,7 +413,11 @@ class EventProcessor:
             deadline = time.monotonic() + TXN_BUDGET_SECONDS
             # Re-read under the write lock: still ours, and handled by an earlier attempt or not.
             current = {row.id: row for row in _load_claimed(session, [(r.id, r.token) for r in rows])}
-            preload(session, [row.payload for row in current.values() if not row.is_handled])
+            try:
+                with session.begin_nested():
+                    preload(session, [row.payload for row in current.values() if not row.is_handled])
+            except Exception:  # noqa: BLE001 - only a speed-up: each handler looks up its own sender
+                log.warning("preloading the batch's senders failed; handlers look them up one by one", exc_info=True)
             marks: list[dict[str, Any]] = []
             left: list[ClaimedEvent] = []
             for index, row in enumerate(rows):
@@ -351,13 +441,15 @@ class EventProcessor:
                         try:
                             with session.begin_nested():
                                 handler(ctx)
+                                # Marked inside the savepoint: an unstorable outgoing fails only this event.
+                                session.execute(_MARK_HANDLED, [{"b_id": now.id, "b_outgoing": ctx.outgoing}])
                         except Exception as exc:  # noqa: BLE001 - rolled back to the savepoint
                             failures.append((now, exc))
                             continue
                     else:
                         handler(ctx)
+                        marks.append({"b_id": now.id, "b_outgoing": ctx.outgoing})
                     now.is_handled, now.outgoing = True, ctx.outgoing
-                    marks.append({"b_id": now.id, "b_outgoing": ctx.outgoing})
                 handled.append(now)
             if marks:
                 session.execute(_MARK_HANDLED, marks)
@@ -415,7 +507,13 @@ class EventProcessor:
                 )
 
     def _record_failure(self, event_id: int, token: str, exc: Exception) -> None:
-        """Put the event back with a backoff, or give up after the configured attempts."""
+        """Put the event back with a backoff, or give up after the configured attempts (never raises)."""
+        try:
+            self._put_back(event_id, token, exc)
+        except Exception:  # noqa: BLE001 - the claim then expires and the event is tried again
+            log.exception("could not record the failure of event %s", event_id)
+
+    def _put_back(self, event_id: int, token: str, exc: Exception) -> None:
         error = f"{type(exc).__name__}: {exc}" if isinstance(exc, LineError) else type(exc).__name__
         with self.db.session() as session:
             row = session.get(InboxEvent, event_id)
@@ -426,77 +524,179 @@ class EventProcessor:
                 log.error("event gave up after %d attempts: event=%s type=%s error=%s", row.attempts, row.id, row.event_type, error)
             else:
                 row.status = PENDING
-                row.lease_until = utcnow() + dt.timedelta(seconds=min(60.0, 2.0**row.attempts))
+                backoff = min(60.0, 2.0**row.attempts)
+                row.lease_until = utcnow() + dt.timedelta(seconds=backoff)
+                self.retry_due(backoff)
                 log.warning("event failed, will retry: event=%s type=%s attempt=%d error=%s", row.id, row.event_type, row.attempts, error, exc_info=not isinstance(exc, LineError))
             row.last_error = error[:500]
 
 
 class InboxWorkers:
-    """Background threads in this process that claim and process stored events."""
+    """Background threads in this process that process stored events.
+
+    Events this process stores are claimed in the same insert and handed to its threads in
+    memory: no claim round-trip and no polling. The threads also sweep the database now and
+    then (INBOX_POLL_SECONDS, or sooner when a failed event is due again) for events nobody
+    holds: retries, events of a process without workers, claims whose lease ran out, and claims
+    of processes on this host that died (taken back at once at start and at every sweep).
+
+    Backpressure: a webhook request waits (at most INBOX_ACK_MAX_WAIT_SECONDS, after its events
+    are committed) while more than INBOX_BACKLOG_LIMIT events wait here, so that under a flood
+    acknowledging does not starve answering.
+    """
 
     def __init__(self, app: Flask, processor: EventProcessor) -> None:
         self.app = app
         self.processor = processor
         self.db = get_db(app)
-        self.writer = InboxWriter(self.db)
-        self._wake = threading.Condition()
-        self._pending_wakeups = 0
+        self.owner = Owner()
+        self.writer = InboxWriter(self.db, claim_for=self._claim_for_insert, on_stored=self._enqueue)
+        processor.retry_due = self._retry_due
+        self._mutex = threading.Lock()
+        self._work = threading.Condition(self._mutex)  # workers wait here for events
+        self._room = threading.Condition(self._mutex)  # webhook requests wait here for room
+        self._queue: deque[ClaimedEvent] = deque()
+        self._busy = 0  # events taken by a thread and not finished
+        self._next_sweep = 0.0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pid: int | None = None
         self._lock = threading.Lock()
+
+    @property
+    def thread_count(self) -> int:
+        return int(self.app.config["INBOX_WORKER_THREADS"])
 
     def start(self) -> None:
         """Start the threads once per process (safe to call repeatedly, and after fork)."""
         with self._lock:
             if self._pid == os.getpid() and self._threads:
                 return
+            if self._pid not in (None, os.getpid()):  # forked: the parent's queue is not ours to process
+                with self._mutex:
+                    self._queue.clear()
+                    self._busy = 0
             self._pid = os.getpid()
             self._stop.clear()
-            count = int(self.app.config["INBOX_WORKER_THREADS"])
+            self.owner.alive(True)
+            with self._mutex:
+                self._next_sweep = 0.0  # sweep at once: take back what dead processes held
             self._threads = [
-                threading.Thread(target=self._run, name=f"inbox-{i}", daemon=True) for i in range(count)
+                threading.Thread(target=self._run, name=f"inbox-{i}", daemon=True) for i in range(self.thread_count)
             ]
             for thread in self._threads:
                 thread.start()
 
     def notify(self) -> None:
-        """Wake a worker: new events were stored."""
-        self.start()
-        with self._wake:
-            self._pending_wakeups += 1
-            self._wake.notify()
+        """New events were stored: make sure the threads run (they were handed the events)."""
+        if self._pid != os.getpid() or not self._threads:
+            self.start()
+        with self._mutex:
+            self._work.notify()
+
+    def wait_for_room(self) -> None:
+        """Hold a webhook request while this process's backlog is over the limit (bounded wait)."""
+        limit = int(self.app.config["INBOX_BACKLOG_LIMIT"])
+        if limit <= 0 or not self._threads:
+            return
+        deadline = time.monotonic() + float(self.app.config["INBOX_ACK_MAX_WAIT_SECONDS"])
+        with self._mutex:
+            while len(self._queue) + self._busy > limit and not self._stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._room.wait(remaining)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the threads (tests, shutdown)."""
+        """Stop the threads (tests, shutdown). Events still queued stay claimed and are taken back later."""
         self._stop.set()
-        with self._wake:
-            self._wake.notify_all()
+        self.owner.alive(False)
+        with self._mutex:
+            self._work.notify_all()
+            self._room.notify_all()
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
 
     def run_once(self, limit: int = 16) -> int:
-        """Claim and process one batch in the calling thread; returns how many were processed."""
-        claimed = claim_events(self.db, limit, float(self.app.config["INBOX_LEASE_SECONDS"]))
-        self.processor.process_batch(claimed)
+        """Take back dead processes' claims, claim one batch and process it in the calling thread."""
+        reclaim_dead_claims(self.db)
+        claimed = claim_events(self.db, limit, float(self.app.config["INBOX_LEASE_SECONDS"]), str(self.owner))
+        self.processor.process_batch(self.processor.load(claimed))
         return len(claimed)
 
+    def _claim_for_insert(self) -> Claim | None:
+        if self.thread_count <= 0 or self._stop.is_set():
+            return None  # nobody here to process them: stored unclaimed for any worker to take
+        return Claim(uuid.uuid4().hex, str(self.owner), float(self.app.config["INBOX_LEASE_SECONDS"]))
+
+    def _enqueue(self, rows: list[ClaimedEvent]) -> None:
+        with self._mutex:
+            self._queue.extend(rows)
+            self._work.notify()
+
+    def _retry_due(self, seconds: float) -> None:
+        with self._mutex:
+            self._next_sweep = min(self._next_sweep, time.monotonic() + seconds + 0.01)
+
+    def _take(self, limit: int) -> list[ClaimedEvent] | None:
+        """Events handed to this process, or None when it is time to sweep the database; waits otherwise."""
+        with self._mutex:
+            while not self._stop.is_set():
+                if self._queue:
+                    batch = [self._queue.popleft() for _ in range(min(limit, len(self._queue)))]
+                    self._busy += len(batch)
+                    return batch
+                now = time.monotonic()
+                if now >= self._next_sweep:
+                    self._next_sweep = now + float(self.app.config["INBOX_POLL_SECONDS"])
+                    return None
+                self._work.wait(self._next_sweep - now)
+            return []
+
     def _run(self) -> None:
-        poll = float(self.app.config["INBOX_POLL_SECONDS"])
+        limit = int(self.app.config["INBOX_BATCH_SIZE"])
         while not self._stop.is_set():
-            try:
-                worked = self.run_once(limit=int(self.app.config["INBOX_BATCH_SIZE"]))
-            except Exception:  # noqa: BLE001 - e.g. the database restarting: keep the thread alive
-                log.exception("inbox worker loop failed; retrying")
-                worked = 0
-                self._stop.wait(poll)
-            if worked:
+            batch = self._take(limit)
+            if batch is None:
+                try:
+                    if self.run_once(limit) == limit:
+                        self._retry_due(0.0)  # more may be waiting
+                except Exception:  # noqa: BLE001 - e.g. the database restarting: keep the thread alive
+                    log.exception("inbox worker sweep failed; retrying")
                 continue
-            with self._wake:
-                if self._pending_wakeups == 0:
-                    self._wake.wait(poll)
-                self._pending_wakeups = max(0, self._pending_wakeups - 1)
+            try:
+                self.processor.process_batch(batch)
+            except Exception:  # noqa: BLE001 - the events' claims expire and they are tried again
+                log.exception("inbox worker batch failed; its events will be retried")
+            finally:
+                with self._mutex:
+                    self._busy -= len(batch)
+                    self._room.notify_all()
+
+
+def reclaim_dead_claims(db: Database) -> int:
+    """End at once the claims held by processes of this host that are gone; returns how many events."""
+    now = utcnow()
+    with db.read_session() as session:
+        owners = session.scalars(
+            select(InboxEvent.claim_owner).distinct().where(
+                InboxEvent.status == PROCESSING, InboxEvent.lease_until > now,
+                InboxEvent.claim_owner.like(Owner.host_prefix() + "%"),
+            )
+        ).all()
+    dead = [o for o in owners if is_dead(o)]
+    if not dead:
+        return 0
+    with db.write_connection() as conn:
+        result = conn.execute(
+            update(InboxEvent)
+            .where(InboxEvent.status == PROCESSING, InboxEvent.claim_owner.in_(dead))
+            .values(lease_until=now)
+        )
+    count = int(result.rowcount or 0)
+    log.warning("took back %d event(s) held by %d process(es) of this host that died", count, len(dead))
+    return count
 
 
 def purge_processed_events(app: Flask, now: dt.datetime | None = None) -> int:

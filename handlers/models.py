@@ -30,6 +30,8 @@ class InboxEvent(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     claim_token: Mapped[str | None] = mapped_column(String(64))
+    # Who holds the claim (handlers.owner): a process that starts takes back its dead neighbours' claims.
+    claim_owner: Mapped[str | None] = mapped_column(String(200))
     processed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     # Set once the handler's database work is committed; `outgoing` then holds what to send,
     # so a crash after that point re-sends (idempotently) instead of re-running the handler.

@@ -125,6 +125,7 @@ def callback() -> tuple[dict[str, Any], int]:
         return _answer(503, "temporarily unavailable")
     if new:
         inbox.notify()
+        inbox.wait_for_room()  # stored already: waiting only slows the sender while we catch up
     if len(accepted) - new:
         log.info("webhook: %d redelivered event(s) acknowledged without processing", len(accepted) - new)
     return {"stored": new, "duplicates": len(accepted) - new, "skipped": skipped}, 200

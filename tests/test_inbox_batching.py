@@ -61,13 +61,15 @@ def test_concurrent_webhook_requests_share_insert_transactions(app) -> None:
 
 
 def test_a_failed_group_insert_fails_every_waiting_request(app, monkeypatch) -> None:
+    from sqlalchemy.exc import OperationalError
+
     writer = app.extensions["inbox"].writer
 
-    def broken(db, events):  # type: ignore[no-untyped-def]
-        raise RuntimeError("disk full")
+    def broken(db, events, claim=None):  # type: ignore[no-untyped-def]
+        raise OperationalError("INSERT", {}, Exception("disk full"))
 
     monkeypatch.setattr(inbox_module, "store_events", broken)
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(OperationalError, match="disk full"):
         writer.store([_event("X1")])
     monkeypatch.undo()
     assert writer.store([_event("X1")]) == 1, "the writer thread survives a failed transaction"
@@ -76,7 +78,7 @@ def test_a_failed_group_insert_fails_every_waiting_request(app, monkeypatch) -> 
 def test_the_webhook_answers_503_when_the_insert_fails(app, client, fake_line, monkeypatch) -> None:
     from sqlalchemy.exc import OperationalError
 
-    def locked(db, events):  # type: ignore[no-untyped-def]
+    def locked(db, events, claim=None):  # type: ignore[no-untyped-def]
         raise OperationalError("INSERT", {}, Exception("database is locked"))
 
     monkeypatch.setattr(inbox_module, "store_events", locked)

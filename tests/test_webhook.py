@@ -313,7 +313,8 @@ def test_crash_after_handler_commit_resends_without_rerunning_handler(make_app, 
     dying = _store_without_processing(make_app, fake_line, [event])
     inbox = dying.extensions["inbox"]
     (event_id, token), = __import__("handlers.inbox", fromlist=["claim_events"]).claim_events(get_db(dying), 1, 0.01)
-    rows, prepared, failed = inbox.processor._prepare([(event_id, token)])
+    rows = inbox.processor.load([(event_id, token)])
+    prepared, failed = inbox.processor._prepare(rows)
     handled, failures, _left = inbox.processor._run_handlers(rows, prepared)  # handler committed, then the process died
     assert not failed and not failures
     row, = handled
