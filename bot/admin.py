@@ -84,12 +84,15 @@ def login() -> Any:
 
 @bp.post("/logout")
 def logout() -> Response:
-    """End the staff session (POST with the CSRF token, so no other site can log staff out)."""
+    """End the staff session (POST with the CSRF token, so no other site can log staff out).
+
+    Every cookie of this user issued before stops working too (see auth.logout_user).
+    """
+    session = get_session()
     if current_staff() is not None:
-        session = get_session()
         audit(session, "logout")
-        session.commit()
-    auth.logout_user()
+    auth.logout_user(session)
+    session.commit()
     flash("ログアウトしました。", "success")
     return redirect(url_for("admin.login"))
 
@@ -212,7 +215,7 @@ def user_active(user_id: int) -> Response:
         is_active = request.form.get("is_active") == "1"
         if user.is_active != is_active:
             session = get_session()
-            user.is_active = is_active
+            auth.set_active(session, user, is_active)
             audit(session, "user_activate" if is_active else "user_deactivate", user.username)
             session.commit()
         state = "有効" if is_active else "無効"

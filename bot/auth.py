@@ -105,18 +105,37 @@ def create_user(session: Session, username: str, password: str, role: str) -> St
     return user
 
 
+def end_sessions(session: Session, user: StaffUser) -> None:
+    """End every session of the user, on every browser (flushed, not committed).
+
+    Session cookies carry the user's session_version in their signature (session_auth_hash),
+    so raising it makes every cookie issued before, including copies saved elsewhere, worthless.
+    """
+    user.session_version = (user.session_version or 0) + 1
+    session.flush()
+
+
 def set_password(session: Session, user: StaffUser, password: str) -> None:
-    """Validate and store a new password; the user's existing sessions stop working."""
+    """Validate and store a new password; the user's existing sessions end."""
     validate_password(password)
     user.password_hash = hash_password(password)
-    session.flush()
+    end_sessions(session, user)
 
 
 def change_role(session: Session, user: StaffUser, role: str) -> None:
-    """Validate and set the user's role."""
+    """Validate and set the user's role; when it changes, the user's sessions end."""
     validate_role(role)
-    user.role = role
+    if user.role != role:
+        user.role = role
+        end_sessions(session, user)
     session.flush()
+
+
+def set_active(session: Session, user: StaffUser, is_active: bool) -> None:
+    """Deactivate or reactivate the user; either way their sessions end (none comes back to life)."""
+    if user.is_active != is_active:
+        user.is_active = is_active
+        end_sessions(session, user)
 
 
 def find_user(session: Session, username: str) -> StaffUser | None:
@@ -234,9 +253,10 @@ def client_ip() -> str:
 
 
 def session_auth_hash(user: StaffUser) -> str:
-    """Ties a session to the password it was opened with, so a new password ends old sessions."""
+    """Ties a session to the user's password and session version: a change to either ends it."""
     key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, f"{user.id}:{user.password_hash}".encode(), hashlib.sha256).hexdigest()[:32]
+    message = f"{user.id}:{user.session_version or 0}:{user.password_hash}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
 
 
 def login_user(user: StaffUser) -> None:
@@ -247,8 +267,16 @@ def login_user(user: StaffUser) -> None:
     g.staff_user = user
 
 
-def logout_user() -> None:
-    """Forget the signed-in user."""
+def logout_user(session: Session | None = None) -> None:
+    """Forget the signed-in user; with a database session, also end every other session of theirs.
+
+    A signed cookie cannot be taken back from a browser, so clearing it here is not enough:
+    a copy saved before logging out would still open the admin. Raising the session version
+    (the caller commits) makes every earlier cookie of this user fail the check in current_staff.
+    """
+    user = current_staff()
+    if session is not None and user is not None:
+        end_sessions(session, user)
     flask.session.clear()
     g.staff_user = None
 

@@ -1,11 +1,11 @@
-"""Models of the app shell: staff accounts, login attempts, audit log."""
+"""Models of the app shell: staff accounts, their recovery codes, login attempts, audit log."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base, UTCDateTime, utcnow
@@ -26,6 +26,26 @@ class StaffUser(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Part of every session cookie's signature: raising it ends all of the user's sessions
+    # (logout, password or role change, deactivation, two-factor changes).
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Two-factor login (TOTP, RFC 6238). The secret is set while enrolling and kept once
+    # totp_enabled_at is set; totp_last_step is the last accepted time step (no code is used twice).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(Base):
+    """A one-time code that stands in for the authenticator app; only its SHA-256 is stored."""
+
+    __tablename__ = "staff_recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class LoginAttempt(Base):

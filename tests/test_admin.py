@@ -434,7 +434,7 @@ def test_deactivated_user_is_signed_out_at_once(app: Flask, client: FlaskClient)
     assert [row.target for row in audit_rows(app, "user_deactivate")] == ["tanaka"]
 
 
-def test_role_change_applies_to_open_sessions(app: Flask, client: FlaskClient) -> None:
+def test_role_change_ends_open_sessions_and_applies_at_next_login(app: Flask, client: FlaskClient) -> None:
     make_user(app, "boss")
     pr_id = make_user(app, "yamada", "pr")
     other = app.test_client()
@@ -442,6 +442,9 @@ def test_role_change_applies_to_open_sessions(app: Flask, client: FlaskClient) -
     assert other.get("/admin/notices").status_code == 200
     login(client, "boss")
     assert post_form(client, f"/admin/users/{pr_id}/role", {"role": "faq"}).status_code == 302
+    assert other.get("/admin/notices").status_code == 302  # back to the login page
+    assert not is_logged_in(other)
+    login(other, "yamada")
     assert other.get("/admin/notices").status_code == 403
     assert other.get("/admin/faq").status_code == 200
     (row,) = audit_rows(app, "user_role_change")
