@@ -11,6 +11,7 @@ import click
 from flask import (
     Blueprint,
     Flask,
+    current_app,
     flash,
     redirect,
     render_template,
@@ -39,7 +40,7 @@ CSRF_EXEMPT_BLUEPRINT_PREFIX = "simulator"
 
 MSG_LOGIN_EMPTY = "ユーザー名とパスワードを入力してください。"
 MSG_LOGIN_INVALID = "ユーザー名またはパスワードが正しくありません。"
-MSG_LOGIN_LOCKED = "ログインの失敗が続いたため、一時的にログインできません。しばらく時間をおいてから再度お試しください。"
+MSG_LOGIN_LOCKED = "ログインの失敗が続いたため、一時的にログインできません。{wait}ほど時間をおいてから再度お試しください。"
 MSG_LOGIN_REQUIRED = "ログインしてください。"
 MSG_SELF_CHANGE = "自分自身の権限変更・無効化はできません。"
 
@@ -76,10 +77,21 @@ def login() -> Any:
     if result.outcome == "locked":
         audit(session, "login_locked", target, known_user=result.account is not None)
         session.commit()
-        return render_template("admin/login.html", next_url=next_url, username=username, error=MSG_LOGIN_LOCKED), 429
+        return _locked_page("admin/login.html", result.retry_after, next_url=next_url, username=username)
     audit(session, "login_failed", target, known_user=result.account is not None)
     session.commit()
     return render_template("admin/login.html", next_url=next_url, username=username, error=MSG_LOGIN_INVALID), 200
+
+
+def wait_label(seconds: int) -> str:
+    """A wait as staff read it: 「約3分」, 「30秒」."""
+    return f"{seconds}秒" if seconds < 60 else f"約{math.ceil(seconds / 60)}分"
+
+
+def _locked_page(template: str, retry_after: int, **context: Any) -> Any:
+    """429 with the wait in words and in Retry-After."""
+    error = MSG_LOGIN_LOCKED.format(wait=wait_label(retry_after))
+    return render_template(template, error=error, **context), 429, {"Retry-After": str(retry_after)}
 
 
 @bp.post("/logout")
@@ -246,12 +258,18 @@ def audit_log() -> str:
 
 def _security_headers(response: Response) -> Response:
     """Pages under /admin (other packages' too) are never cached or framed and load only our own files."""
+    # Every response, static files too: browsers use the declared type, never a guessed one.
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # HSTS only means something over HTTPS (browsers ignore it on plain HTTP); behind a proxy,
+    # request.is_secure needs TRUSTED_PROXIES so that X-Forwarded-Proto is believed.
+    max_age = int(current_app.config.get("HSTS_MAX_AGE_SECONDS") or 0)
+    if max_age > 0 and request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", f"max-age={max_age}")
     # The CSP allows no inline scripts or styles: other packages put theirs in static files.
     if not _is_admin_request():
         return response
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
     # same-origin, not no-referrer: Flask-WTF checks the Referer of HTTPS form posts.
     response.headers.setdefault("Referrer-Policy", "same-origin")
     response.headers.setdefault(

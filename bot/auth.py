@@ -1,4 +1,4 @@
-"""Staff authentication: password hashing, rate-limited login, roles, audit log, navigation."""
+"""Staff authentication: password hashing, throttled login, sessions, roles, audit log, navigation."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import math
 import re
 import secrets
 from collections.abc import Callable, Collection
@@ -34,6 +35,10 @@ CLI_ACTOR = "(CLI)"
 # Keys whose values never reach the audit log, whatever a caller passes.
 SECRET_DETAIL_KEYS = ("password", "secret", "token")
 LOGIN_ATTEMPT_RETENTION = dt.timedelta(days=30)
+# Failures of one account from one address older than this no longer count toward its wait.
+LOGIN_FAILURE_MEMORY = dt.timedelta(days=1)
+# Enough failures in a row to reach any sensible maximum wait (the wait doubles each time).
+PAIR_LOOKBACK = 40
 
 LoginOutcome = Literal["ok", "invalid", "locked"]
 
@@ -163,17 +168,49 @@ class LoginResult:
     user: StaffUser | None = None
     # The existing account the attempt named, if any (for the audit log; never the typed text).
     account: StaffUser | None = None
+    # For "locked": whole seconds until this account may be tried again from this address.
+    retry_after: int = 0
 
 
-def _login_limits() -> tuple[int, int]:
+@dataclass(frozen=True)
+class LoginPolicy:
+    """The login throttle's numbers (settings LOGIN_*)."""
+
+    max_failures: int
+    backoff_seconds: float
+    max_wait_seconds: float
+    max_failures_per_address: int
+    max_failures_per_account: int
+
+
+def login_policy() -> LoginPolicy:
+    """The throttle's numbers from the app's settings."""
     config = current_app.config
-    return int(config["LOGIN_MAX_FAILURES"]), int(config["LOGIN_LOCKOUT_SECONDS"])
+    return LoginPolicy(
+        max_failures=int(config["LOGIN_MAX_FAILURES"]),
+        backoff_seconds=float(config["LOGIN_BACKOFF_SECONDS"]),
+        max_wait_seconds=float(config["LOGIN_LOCKOUT_SECONDS"]),
+        max_failures_per_address=int(config["LOGIN_MAX_FAILURES_PER_ADDRESS"]),
+        max_failures_per_account=int(config["LOGIN_MAX_FAILURES_PER_ACCOUNT"]),
+    )
+
+
+def backoff_seconds(policy: LoginPolicy, failures: int) -> float:
+    """How long one account-and-address pair waits after this many failures in a row.
+
+    Nothing below LOGIN_MAX_FAILURES; then LOGIN_BACKOFF_SECONDS, doubled by each further
+    failure, up to LOGIN_LOCKOUT_SECONDS.
+    """
+    if failures < policy.max_failures:
+        return 0.0
+    doublings = min(failures - policy.max_failures, 40)
+    return min(policy.backoff_seconds * 2**doublings, policy.max_wait_seconds)
 
 
 def _attempt_key(user: StaffUser | None, username: str) -> str:
     """What login attempts are counted under: the username, or a keyed digest when unknown.
 
-    Unknown names are still counted (so locking out does not reveal which names exist),
+    Unknown names are still counted (so the throttle does not reveal which names exist),
     but not stored as typed: staff sometimes type their password into the username field.
     """
     if user is not None:
@@ -182,56 +219,114 @@ def _attempt_key(user: StaffUser | None, username: str) -> str:
     return "#" + hmac.new(key, username.encode(), hashlib.sha256).hexdigest()[:40]
 
 
-def _locked(session: Session, key: str, ip: str, now: dt.datetime) -> bool:
-    max_failures, lockout_seconds = _login_limits()
-    since = now - dt.timedelta(seconds=lockout_seconds)
-    # Per account: N failures in a row within the window; a success in between resets it
-    # (only someone who knows the password can produce one).
-    recent = session.scalars(
-        select(LoginAttempt.is_success)
-        .where(LoginAttempt.username == key, LoginAttempt.at >= since)
+def _nth_latest_failure(session: Session, condition: Any, n: int, since: dt.datetime) -> dt.datetime | None:
+    """When the n-th most recent failure matching `condition` since `since` happened, if there were n."""
+    return session.scalar(
+        select(LoginAttempt.at)
+        .where(condition, LoginAttempt.is_success.is_(False), LoginAttempt.at >= since)
         .order_by(LoginAttempt.at.desc(), LoginAttempt.id.desc())
-        .limit(max_failures)
-    ).all()
-    if len(recent) >= max_failures and not any(recent):
-        return True
-    # Per address: failures are not reset by a success, or one valid account would let
-    # an attacker spray passwords at all the others.
-    ip_failures = session.scalar(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.ip == ip, LoginAttempt.is_success.is_(False), LoginAttempt.at >= since)
+        .offset(n - 1)
+        .limit(1)
     )
-    return bool(ip_failures and ip_failures >= max_failures)
+
+
+def _is_known_address(session: Session, key: str, ip: str, now: dt.datetime) -> bool:
+    """True when the account logged in successfully from this address within the retention period."""
+    return session.scalar(
+        select(LoginAttempt.id)
+        .where(
+            LoginAttempt.username == key,
+            LoginAttempt.ip == ip,
+            LoginAttempt.is_success.is_(True),
+            LoginAttempt.at >= now - LOGIN_ATTEMPT_RETENTION,
+        )
+        .limit(1)
+    ) is not None
+
+
+def throttled_until(session: Session, key: str, ip: str, now: dt.datetime) -> dt.datetime | None:
+    """When this account may be tried again from this address, or None when it may be now.
+
+    No rule locks an account as such, so nobody can keep a member of staff out from elsewhere:
+    1. The pair (account, address): after LOGIN_MAX_FAILURES failures in a row it waits, and
+       each further failure doubles the wait (backoff_seconds). Only a success of the same pair
+       starts the count again (only someone who knows the password can produce one); failures
+       older than a day are forgotten.
+    2. The address, whatever accounts it names (password spraying): LOGIN_MAX_FAILURES_PER_ADDRESS
+       failures within LOGIN_LOCKOUT_SECONDS; successes do not reset it.
+    3. The account, from whatever addresses (guessing from many machines):
+       LOGIN_MAX_FAILURES_PER_ACCOUNT failures within LOGIN_LOCKOUT_SECONDS stop only addresses
+       where the account has not logged in successfully in the last 30 days; staff at their
+       usual desk still get in.
+    Attempts refused here are not recorded, so waits end instead of being extended by whoever
+    keeps trying.
+    """
+    policy = login_policy()
+    window_start = now - dt.timedelta(seconds=policy.max_wait_seconds)
+    window = dt.timedelta(seconds=policy.max_wait_seconds)
+    until: list[dt.datetime] = []
+    rows = session.execute(
+        select(LoginAttempt.at, LoginAttempt.is_success)
+        .where(LoginAttempt.username == key, LoginAttempt.ip == ip, LoginAttempt.at >= now - LOGIN_FAILURE_MEMORY)
+        .order_by(LoginAttempt.at.desc(), LoginAttempt.id.desc())
+        .limit(policy.max_failures + PAIR_LOOKBACK)
+    ).all()
+    failures = 0
+    for _at, is_success in rows:
+        if is_success:
+            break
+        failures += 1
+    wait = backoff_seconds(policy, failures)
+    if wait > 0:
+        until.append(rows[0].at + dt.timedelta(seconds=wait))
+    if policy.max_failures_per_address > 0:
+        nth = _nth_latest_failure(session, LoginAttempt.ip == ip, policy.max_failures_per_address, window_start)
+        if nth is not None:
+            until.append(nth + window)
+    if policy.max_failures_per_account > 0:
+        nth = _nth_latest_failure(session, LoginAttempt.username == key, policy.max_failures_per_account, window_start)
+        if nth is not None and not _is_known_address(session, key, ip, now):
+            until.append(nth + window)
+    latest = max(until, default=None)
+    return latest if latest is not None and latest > now else None
+
+
+def _locked_result(user: StaffUser | None, until: dt.datetime, now: dt.datetime) -> LoginResult:
+    return LoginResult("locked", None, user, retry_after=max(1, math.ceil((until - now).total_seconds())))
 
 
 def is_locked_out(session: Session, username: str, ip: str) -> bool:
-    """True when the username or the address has too many recent failed logins."""
+    """True when this username may not be tried from this address just now."""
     username = normalize_username(username)
-    return _locked(session, _attempt_key(find_user(session, username), username), ip[:64], utcnow())
+    key = _attempt_key(find_user(session, username), username)
+    return throttled_until(session, key, ip[:64], utcnow()) is not None
 
 
 def check_login(session: Session, username: str, password: str, ip: str) -> LoginResult:
-    """Check credentials under the rate limit and record the attempt (flushed, not committed)."""
+    """Check credentials under the throttle and record the attempt (flushed, not committed)."""
     username = normalize_username(username)
     ip = ip[:64]
     now = utcnow()
     user = find_user(session, username) if len(username) <= 64 else None
     key = _attempt_key(user, username)
-    if _locked(session, key, ip, now):
-        # Not recorded, so a lockout ends LOGIN_LOCKOUT_SECONDS after the last counted
-        # failure instead of being extended for ever by whoever keeps trying.
-        return LoginResult("locked", None, user)
+    until = throttled_until(session, key, ip, now)
+    if until is not None:
+        return _locked_result(user, until, now)
     if user is None or len(password) > PASSWORD_MAX_CHARS:
         verify_password(_dummy_hash(), password[:PASSWORD_MAX_CHARS])
         ok = False
     else:
         ok = verify_password(user.password_hash, password) and user.is_active
-    session.add(LoginAttempt(at=now, username=key, ip=ip, is_success=ok))
     if not ok:
+        session.add(LoginAttempt(at=now, username=key, ip=ip, is_success=False))
         session.flush()
         return LoginResult("invalid", None, user)
     assert user is not None
+    return _login_succeeded(session, user, ip, now)
+
+
+def _login_succeeded(session: Session, user: StaffUser, ip: str, now: dt.datetime) -> LoginResult:
+    session.add(LoginAttempt(at=now, username=user.username, ip=ip, is_success=True))
     user.last_login_at = now
     # Pruned on success so the table stays small without a separate job.
     session.execute(delete(LoginAttempt).where(LoginAttempt.at < now - LOGIN_ATTEMPT_RETENTION))

@@ -25,7 +25,7 @@ def _bool(value: str) -> bool:
 # name -> (type, default, help). `.env.example` is generated from / checked against this table.
 SETTINGS: dict[str, tuple[type, Any, str]] = {
     "APP_ENV": (str, "development", "development | production | testing"),
-    "SECRET_KEY": (str, None, "Flask session signing key (required in production)"),
+    "SECRET_KEY": (str, None, "Flask session signing key (required in production: at least 32 random characters, e.g. python3 -c 'import secrets; print(secrets.token_hex(32))')"),
     "DATABASE_URL": (str, None, "SQLAlchemy URL; default sqlite:///instance/linebot.sqlite3"),
     "LINE_CHANNEL_SECRET": (str, None, "LINE channel secret (required in production)"),
     "LINE_CHANNEL_ACCESS_TOKEN": (str, None, "LINE channel access token (required in production)"),
@@ -59,9 +59,13 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "FAQ_WHATIF_RECENT": (int, 300, "how many recent logged questions the workbench's what-if replays"),
     "FAQ_EVAL_FILE": (str, None, "evaluation TSV for the what-if (default faq/kb/cities/<city>/eval.tsv, else ../shared/eval/dev-questions.tsv)"),
     "SEGMENT_PRIVACY_FLOOR": (int, 10, "segments smaller than this cannot be targeted unless an admin overrides (audit-logged)"),
-    "LOGIN_MAX_FAILURES": (int, 5, "failed staff logins per account or address before a lockout"),
-    "LOGIN_LOCKOUT_SECONDS": (int, 900, "how long a login lockout lasts"),
+    "LOGIN_MAX_FAILURES": (int, 5, "failed staff logins in a row for one account from one address before that account must wait at that address (other addresses are not affected)"),
+    "LOGIN_BACKOFF_SECONDS": (int, 30, "the first such wait; each further failure of the same account and address doubles it"),
+    "LOGIN_LOCKOUT_SECONDS": (int, 900, "longest login wait; also the window of the per-address and per-account counts"),
+    "LOGIN_MAX_FAILURES_PER_ADDRESS": (int, 20, "failed staff logins from one address, any accounts, within LOGIN_LOCKOUT_SECONDS before that address must wait (0: off)"),
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": (int, 20, "failed logins of one account, from any addresses, within LOGIN_LOCKOUT_SECONDS before only addresses it logged in from in the last 30 days may try it (0: off)"),
     "SESSION_COOKIE_SECURE": (bool, None, "send the staff session cookie over HTTPS only (default: on in production)"),
+    "HSTS_MAX_AGE_SECONDS": (int, None, "Strict-Transport-Security max-age sent with responses served over HTTPS (default: 31536000 in production, 0 = no header elsewhere); behind a proxy set TRUSTED_PROXIES so HTTPS is recognised"),
     "SIMULATOR_ENABLED": (bool, None, "serve /simulator (default: on in development only)"),
     "FAKE_LINE_URL": (str, None, "control URL of the fake LINE platform used by the simulator"),
     "LINE_OPENAPI_DIR": (str, None, "LINE OpenAPI specs for the fake platform (default ../shared/line-openapi)"),
@@ -72,6 +76,20 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
 }
 
 REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN")
+SECRET_KEY_MIN_CHARS = 32
+SECRET_KEY_MIN_DISTINCT = 10
+HSTS_PRODUCTION_DEFAULT = 365 * 24 * 3600
+MSG_WEAK_SECRET_KEY = (
+    f"SECRET_KEY が短すぎるか単純すぎます。{SECRET_KEY_MIN_CHARS}文字以上のランダムな値を設定してください"
+    "（例: python3 -c 'import secrets; print(secrets.token_hex(32))'）。"
+    f" / SECRET_KEY is too short or too simple: set at least {SECRET_KEY_MIN_CHARS} random characters"
+    " (e.g. python3 -c 'import secrets; print(secrets.token_hex(32))')"
+)
+
+
+def is_weak_secret_key(value: str) -> bool:
+    """True for a signing key anyone could guess or brute-force: short, or a few characters repeated."""
+    return len(value) < SECRET_KEY_MIN_CHARS or len(set(value)) < SECRET_KEY_MIN_DISTINCT
 
 
 def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
@@ -98,6 +116,8 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
         missing = [k for k in REQUIRED_IN_PRODUCTION if not cfg.get(k)]
         if missing:
             errors.append("missing required settings: " + ", ".join(missing))
+        if cfg.get("SECRET_KEY") and is_weak_secret_key(str(cfg["SECRET_KEY"])):
+            errors.append(MSG_WEAK_SECRET_KEY)
     if errors:
         raise ConfigError("; ".join(errors))
 
@@ -115,6 +135,8 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
         cfg["LINE_API_DATA_BASE_URL"] = LINE_API_DATA_DEFAULT if base == LINE_API_DEFAULT else base
     if cfg["SESSION_COOKIE_SECURE"] is None:
         cfg["SESSION_COOKIE_SECURE"] = app_env == "production"
+    if cfg["HSTS_MAX_AGE_SECONDS"] is None:
+        cfg["HSTS_MAX_AGE_SECONDS"] = HSTS_PRODUCTION_DEFAULT if app_env == "production" else 0
     if cfg["SIMULATOR_ENABLED"] is None:
         cfg["SIMULATOR_ENABLED"] = app_env == "development"
     if app_env == "production":

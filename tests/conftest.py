@@ -85,7 +85,7 @@ def make_app(database_url: str, fake_line_server: Any) -> Iterator[Callable[...,
             "LINE_TIMEOUT_SECONDS": 2.0,
             "INBOX_POLL_SECONDS": 0.05,
             "INBOX_WORKER_THREADS": 2,
-            "SECRET_KEY": "test-secret-key",
+            "SECRET_KEY": "test-secret-key-of-at-least-32-characters",
             "SIMULATOR_ENABLED": False,
         }
         settings.update(overrides)

@@ -318,19 +318,20 @@ def _age_attempts(app: Flask, seconds: int) -> None:
             attempt.at = attempt.at - dt.timedelta(seconds=seconds)
 
 
-def test_lockout_per_username(app: Flask, client: FlaskClient) -> None:
-    app.config.update(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=600)
+def test_lockout_per_account_and_address(app: Flask, client: FlaskClient) -> None:
+    app.config.update(LOGIN_MAX_FAILURES=3, LOGIN_BACKOFF_SECONDS=600, LOGIN_LOCKOUT_SECONDS=900)
     make_user(app, "sato")
-    for n in range(3):  # each from its own address, so only the per-account limit applies
-        assert login(client, "sato", "wrong-password-x", ip=f"198.51.100.{n}").status_code == 200
-    response = login(client, "sato", ip="203.0.113.7")
+    for _ in range(3):
+        assert login(client, "sato", "wrong-password-x", ip="198.51.100.1").status_code == 200
+    response = login(client, "sato", ip="198.51.100.1")
     assert response.status_code == 429
-    assert "一時的にログインできません" in response.get_data(as_text=True)
+    assert "一時的にログインできません。約10分ほど" in response.get_data(as_text=True)
+    assert 590 <= int(response.headers["Retry-After"]) <= 600
     assert not is_logged_in(client)
     assert [row.target for row in audit_rows(app, "login_locked")] == ["sato"]
 
     _age_attempts(app, 601)
-    assert login(client, "sato", ip="203.0.113.7").status_code == 302
+    assert login(client, "sato", ip="198.51.100.1").status_code == 302
 
 
 def test_lockout_is_not_extended_by_attempts_while_locked(app: Flask, client: FlaskClient) -> None:
@@ -345,7 +346,7 @@ def test_lockout_is_not_extended_by_attempts_while_locked(app: Flask, client: Fl
 
 
 def test_lockout_per_ip_address(app: Flask, client: FlaskClient) -> None:
-    app.config.update(LOGIN_MAX_FAILURES=3, LOGIN_LOCKOUT_SECONDS=600)
+    app.config.update(LOGIN_MAX_FAILURES_PER_ADDRESS=3, LOGIN_LOCKOUT_SECONDS=600)
     make_user(app, "sato")
     make_user(app, "suzuki")
     for name in ("sato", "suzuki", "nobody"):  # spraying different accounts from one address
