@@ -62,7 +62,7 @@ def test_events_held_by_killed_workers_are_answered_at_once_by_reply(make_app, f
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(
-        os.environ, APP_ENV="testing", DATABASE_URL=database_url, SECRET_KEY="test-secret-key",
+        os.environ, APP_ENV="testing", DATABASE_URL=database_url, SECRET_KEY="test-secret-key-of-at-least-32-characters",
         LINE_CHANNEL_SECRET=CHANNEL_SECRET, LINE_CHANNEL_ACCESS_TOKEN="test-access-token", LINE_API_BASE_URL=served.url,
         LINE_TIMEOUT_SECONDS="60",  # a hung reply stays hung until its worker is killed
         INBOX_LEASE_SECONDS="60",  # far beyond the 10 s: recovery must not come from the lease running out
