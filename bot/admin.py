@@ -25,9 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from bot import auth
+from bot import auth, twofactor
 from bot.auth import audit, current_staff, register_nav, require_role
-from bot.db import get_db, get_session
+from bot.db import get_db, get_session, utcnow
 from bot.models import ROLE_LABELS, ROLES, AuditLog, StaffUser
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -43,6 +43,12 @@ MSG_LOGIN_INVALID = "ユーザー名またはパスワードが正しくあり�
 MSG_LOGIN_LOCKED = "ログインの失敗が続いたため、一時的にログインできません。{wait}ほど時間をおいてから再度お試しください。"
 MSG_LOGIN_REQUIRED = "ログインしてください。"
 MSG_SELF_CHANGE = "自分自身の権限変更・無効化はできません。"
+MSG_CODE_EMPTY = "確認コードを入力してください。"
+MSG_CODE_INVALID = "確認コードが正しくありません。認証アプリに表示されている最新の6桁、または未使用の復旧コードを入力してください。"
+MSG_CODE_EXPIRED = "確認コードの入力時間が過ぎました。もう一度ユーザー名とパスワードからログインしてください。"
+MSG_PASSWORD_WRONG = "パスワードまたは確認コードが正しくありません。"
+# At or below this many unused recovery codes, staff are told to make new ones.
+RECOVERY_CODES_LOW = 3
 
 
 # --- authentication views --------------------------------------------------------------------
@@ -71,6 +77,10 @@ def login() -> Any:
         session.commit()
         flash("ログインしました。", "success")
         return redirect(next_url or url_for("admin.index"))
+    if result.outcome == "second_factor" and result.account is not None:
+        session.commit()
+        auth.begin_second_factor(result.account, next_url)
+        return redirect(url_for("admin.login_code"))
 
     # Only an existing account's name is logged: a mistyped "username" may be a password.
     target = result.account.username if result.account is not None else ""
@@ -81,6 +91,42 @@ def login() -> Any:
     audit(session, "login_failed", target, known_user=result.account is not None)
     session.commit()
     return render_template("admin/login.html", next_url=next_url, username=username, error=MSG_LOGIN_INVALID), 200
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code() -> Any:
+    """The second step of a login: a code from the authenticator app, or a recovery code."""
+    pending = auth.pending_second_factor()
+    if pending is None:
+        flash(MSG_CODE_EXPIRED, "error")
+        return redirect(url_for("admin.login"))
+    user, next_url = pending
+    if request.method == "GET":
+        return render_template("admin/login_code.html")
+    code = request.form.get("code", "").strip()
+    if not code:
+        return render_template("admin/login_code.html", error=MSG_CODE_EMPTY), 400
+    session = get_session()
+    result = auth.check_second_factor(session, user, code, auth.client_ip())
+    if result.outcome == "locked":
+        audit(session, "login_locked", user.username, known_user=True, step="code")
+        session.commit()
+        return _locked_page("admin/login_code.html", result.retry_after)
+    if result.outcome != "ok":
+        audit(session, "login_2fa_failed", user.username)
+        session.commit()
+        return render_template("admin/login_code.html", error=MSG_CODE_INVALID), 200
+    auth.login_user(user)
+    audit(session, "login", two_factor=result.factor)
+    flash("ログインしました。", "success")
+    if result.factor == "recovery_code":
+        left = twofactor.recovery_codes_left(session, user)
+        audit(session, "2fa_recovery_code_used", user.username, remaining=left)
+        flash(f"復旧コードを1つ使いました（残り{left}個）。使ったコードはもう使えません。", "warning")
+        if left <= RECOVERY_CODES_LOW:
+            flash("復旧コードが残り少なくなっています。「二段階認証」の画面で新しい復旧コードを発行してください。", "warning")
+    session.commit()
+    return redirect(next_url or url_for("admin.index"))
 
 
 def wait_label(seconds: int) -> str:
@@ -134,6 +180,129 @@ def password() -> Any:
     auth.login_user(user)  # the new password ends other sessions; keep this one
     flash("パスワードを変更しました。", "success")
     return redirect(url_for("admin.index"))
+
+
+# --- two-factor login: status, setup, recovery codes, turning it off ---------------------------------
+
+
+def _two_factor_page(status: int = 200, error: str | None = None) -> Any:
+    user = current_staff()
+    assert user is not None
+    left = twofactor.recovery_codes_left(get_session(), user) if twofactor.has_two_factor(user) else 0
+    context = {
+        "enabled": twofactor.has_two_factor(user),
+        "required": auth.two_factor_required(user),
+        "codes_left": left,
+        "codes_low": RECOVERY_CODES_LOW,
+        "error": error,
+    }
+    return render_template("admin/two_factor.html", **context), status
+
+
+@bp.get("/2fa")
+@require_role()
+def two_factor() -> Any:
+    """Whether this staff member logs in with two factors, and what they can do about it."""
+    return _two_factor_page()
+
+
+def _setup_page(user: StaffUser, secret: str, status: int = 200, error: str | None = None) -> Any:
+    uri = twofactor.provisioning_uri(user, secret)
+    return render_template(
+        "admin/two_factor_setup.html",
+        qr=twofactor.qr_svg(uri),
+        secret=twofactor.grouped(secret),
+        required=auth.two_factor_required(user),
+        error=error,
+    ), status
+
+
+@bp.route("/2fa/setup", methods=["GET", "POST"])
+@require_role()
+def two_factor_setup() -> Any:
+    """Enrol an authenticator app: a new secret's QR code, then a code from the app to confirm it."""
+    user = current_staff()
+    assert user is not None
+    session = get_session()
+    if twofactor.has_two_factor(user):
+        flash("二段階認証は既に有効です。", "info")
+        return redirect(url_for("admin.two_factor"))
+    if request.method == "GET" or not user.totp_secret:
+        # Each visit draws a new secret, so the QR code of the one finally used is shown once.
+        secret = twofactor.begin_enrolment(session, user)
+        session.commit()
+        return _setup_page(user, secret)
+    codes = twofactor.finish_enrolment(session, user, request.form.get("code", ""), utcnow())
+    if codes is None:
+        audit(session, "2fa_enable_failed", user.username)
+        session.commit()
+        return _setup_page(user, user.totp_secret or "", 400, "確認コードが正しくありません。アプリに表示されている最新の6桁を入力してください。")
+    auth.end_sessions(session, user)  # other browsers log in again, now with a code
+    audit(session, "2fa_enable", user.username)
+    session.commit()
+    auth.login_user(user)
+    return _recovery_codes_page(codes, first=True)
+
+
+def _recovery_codes_page(codes: list[str], first: bool) -> Any:
+    """The recovery codes, shown this once (the page is never cached: Cache-Control: no-store)."""
+    return render_template("admin/two_factor_codes.html", codes=codes, first=first)
+
+
+@bp.post("/2fa/recovery-codes")
+@require_role()
+def two_factor_new_codes() -> Any:
+    """Replace the recovery codes (after the password): the old ones stop working."""
+    user = current_staff()
+    assert user is not None
+    if not twofactor.has_two_factor(user):
+        return redirect(url_for("admin.two_factor"))
+    session = get_session()
+    result = auth.confirm_identity(session, user, request.form.get("password", ""), None, auth.client_ip())
+    if result.outcome == "locked":
+        session.commit()
+        return _locked_page_two_factor(result.retry_after)
+    if result.outcome != "ok":
+        audit(session, "2fa_recovery_codes_new_failed", user.username)
+        session.commit()
+        return _two_factor_page(400, "パスワードが正しくありません。")
+    codes = twofactor.new_recovery_codes(session, user, utcnow())
+    audit(session, "2fa_recovery_codes_new", user.username, count=len(codes))
+    session.commit()
+    return _recovery_codes_page(codes, first=False)
+
+
+@bp.post("/2fa/disable")
+@require_role()
+def two_factor_disable() -> Any:
+    """Turn two-factor login off (password and a code); an admin who must use it is asked to set it up again."""
+    user = current_staff()
+    assert user is not None
+    if not twofactor.has_two_factor(user):
+        return redirect(url_for("admin.two_factor"))
+    session = get_session()
+    result = auth.confirm_identity(
+        session, user, request.form.get("password", ""), request.form.get("code", ""), auth.client_ip()
+    )
+    if result.outcome == "locked":
+        session.commit()
+        return _locked_page_two_factor(result.retry_after)
+    if result.outcome != "ok":
+        audit(session, "2fa_disable_failed", user.username)
+        session.commit()
+        return _two_factor_page(400, MSG_PASSWORD_WRONG)
+    twofactor.disable(session, user)
+    auth.end_sessions(session, user)
+    audit(session, "2fa_disable", user.username, confirmed_with=result.factor)
+    session.commit()
+    auth.login_user(user)
+    flash("二段階認証を無効にしました。", "success")
+    return redirect(url_for("admin.two_factor"))
+
+
+def _locked_page_two_factor(retry_after: int) -> Any:
+    page, _status = _two_factor_page(429, MSG_LOGIN_LOCKED.format(wait=wait_label(retry_after)))
+    return page, 429, {"Retry-After": str(retry_after)}
 
 
 # --- dashboard, staff accounts, audit log -----------------------------------------------------
@@ -346,7 +515,8 @@ def cli_list() -> None:
         return
     for user in users:
         state = "有効" if user.is_active else "無効"
-        click.echo(f"{user.username}\t{user.role}\t{state}\t最終ログイン: {jst(user.last_login_at)}")
+        second = "あり" if twofactor.has_two_factor(user) else "なし"
+        click.echo(f"{user.username}\t{user.role}\t{state}\t最終ログイン: {jst(user.last_login_at)}\t二段階認証: {second}")
 
 
 @users_cli.command("set-password")
@@ -367,6 +537,26 @@ def cli_set_password(username: str, password_stdin: bool) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"ユーザー「{user.username}」のパスワードを変更しました。")
+
+
+@users_cli.command("reset-2fa")
+@click.argument("username")
+def cli_reset_two_factor(username: str) -> None:
+    """Turn off a staff user's two-factor login (lost phone): their sessions end, recovery codes go."""
+    with get_db().session() as session:
+        user = auth.find_user(session, username)
+        if user is None:
+            raise click.ClickException(f"ユーザー「{username}」は存在しません。")
+        was_enabled = twofactor.has_two_factor(user)
+        twofactor.disable(session, user)
+        auth.end_sessions(session, user)
+        audit(session, "2fa_reset", user.username, was_enabled=was_enabled)
+        name, required = user.username, user.role == "admin" and bool(current_app.config.get("ADMIN_REQUIRE_2FA"))
+    click.echo(f"ユーザー「{name}」の二段階認証をリセットしました（ログイン中の画面もすべてログアウトされます）。")
+    if required:
+        click.echo("次回ログインすると二段階認証の設定画面が表示されます。新しいスマートフォンで設定してください。")
+    else:
+        click.echo("次回からパスワードだけでログインできます。必要なら「二段階認証」の画面で設定し直してください。")
 
 
 @users_cli.command("ensure-admin")

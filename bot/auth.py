@@ -10,7 +10,8 @@ import math
 import re
 import secrets
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any, Literal, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
@@ -20,6 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from bot import twofactor
 from bot.db import get_session, utcnow
 from bot.models import ROLE_LABELS, ROLES, AuditLog, LoginAttempt, StaffUser
 
@@ -40,7 +42,12 @@ LOGIN_FAILURE_MEMORY = dt.timedelta(days=1)
 # Enough failures in a row to reach any sensible maximum wait (the wait doubles each time).
 PAIR_LOOKBACK = 40
 
-LoginOutcome = Literal["ok", "invalid", "locked"]
+# "second_factor": the password was right and the user's authenticator code is still needed.
+LoginOutcome = Literal["ok", "invalid", "locked", "second_factor"]
+# How long a right password waits for the second step's code before it has to be typed again.
+SECOND_FACTOR_SECONDS = 300
+# The pages a user may open while their required two-factor setup is not done.
+TWO_FACTOR_SETUP_ENDPOINTS = frozenset({"admin.two_factor", "admin.two_factor_setup"})
 
 # Japanese labels of audit actions for the audit page; other packages may add theirs.
 AUDIT_ACTION_LABELS: dict[str, str] = {
@@ -54,6 +61,15 @@ AUDIT_ACTION_LABELS: dict[str, str] = {
     "user_activate": "ユーザー有効化",
     "user_set_password": "パスワード設定",
     "password_change": "パスワード変更（本人）",
+    "login_2fa_failed": "ログイン失敗（確認コード）",
+    "2fa_enable": "二段階認証を有効化",
+    "2fa_enable_failed": "二段階認証の設定失敗（確認コード）",
+    "2fa_disable": "二段階認証を無効化",
+    "2fa_disable_failed": "二段階認証の無効化失敗",
+    "2fa_reset": "二段階認証のリセット（CLI）",
+    "2fa_recovery_code_used": "復旧コードでログイン",
+    "2fa_recovery_codes_new": "復旧コードを再発行",
+    "2fa_recovery_codes_new_failed": "復旧コードの再発行失敗",
 }
 
 
@@ -170,6 +186,8 @@ class LoginResult:
     account: StaffUser | None = None
     # For "locked": whole seconds until this account may be tried again from this address.
     retry_after: int = 0
+    # For "ok" after the second step: "totp" or "recovery_code".
+    factor: str = ""
 
 
 @dataclass(frozen=True)
@@ -318,11 +336,63 @@ def check_login(session: Session, username: str, password: str, ip: str) -> Logi
     else:
         ok = verify_password(user.password_hash, password) and user.is_active
     if not ok:
-        session.add(LoginAttempt(at=now, username=key, ip=ip, is_success=False))
-        session.flush()
+        _record_failure(session, key, ip, now)
         return LoginResult("invalid", None, user)
     assert user is not None
+    if twofactor.has_two_factor(user):
+        # Nothing recorded yet: a right password alone must not restart the count of failures,
+        # or whoever knows it could guess codes for ever.
+        return LoginResult("second_factor", None, user)
     return _login_succeeded(session, user, ip, now)
+
+
+def check_second_factor(session: Session, user: StaffUser, code: str, ip: str) -> LoginResult:
+    """Second step: a code from the authenticator app or an unused recovery code, under the same throttle."""
+    ip = ip[:64]
+    now = utcnow()
+    until = throttled_until(session, user.username, ip, now)
+    if until is not None:
+        return _locked_result(user, until, now)
+    factor = ""
+    if user.is_active and twofactor.has_two_factor(user):
+        if twofactor.verify_totp(session, user, code, now):
+            factor = "totp"
+        elif twofactor.use_recovery_code(session, user, code, now):
+            factor = "recovery_code"
+    if not factor:
+        _record_failure(session, user.username, ip, now)
+        return LoginResult("invalid", None, user)
+    return replace(_login_succeeded(session, user, ip, now), factor=factor)
+
+
+def confirm_identity(session: Session, user: StaffUser, password: str, code: str | None, ip: str) -> LoginResult:
+    """Before disabling two-factor login or new recovery codes: the password (and a code), throttled like a login.
+
+    Failures count toward the same waits as logins, so a borrowed session cannot be used to guess
+    the password or codes. Nothing is recorded on success (it is not a login).
+    """
+    ip = ip[:64]
+    now = utcnow()
+    until = throttled_until(session, user.username, ip, now)
+    if until is not None:
+        return _locked_result(user, until, now)
+    ok = len(password) <= PASSWORD_MAX_CHARS and verify_password(user.password_hash, password)
+    factor = ""
+    if ok and code is not None:
+        if twofactor.verify_totp(session, user, code, now):
+            factor = "totp"
+        elif twofactor.use_recovery_code(session, user, code, now):
+            factor = "recovery_code"
+        ok = bool(factor)
+    if not ok:
+        _record_failure(session, user.username, ip, now)
+        return LoginResult("invalid", None, user)
+    return LoginResult("ok", user, user, factor=factor)
+
+
+def _record_failure(session: Session, key: str, ip: str, now: dt.datetime) -> None:
+    session.add(LoginAttempt(at=now, username=key, ip=ip, is_success=False))
+    session.flush()
 
 
 def _login_succeeded(session: Session, user: StaffUser, ip: str, now: dt.datetime) -> LoginResult:
@@ -376,6 +446,47 @@ def logout_user(session: Session | None = None) -> None:
     g.staff_user = None
 
 
+def begin_second_factor(user: StaffUser, next_url: str | None) -> None:
+    """Remember, in a fresh session, that this user gave the right password and owes a code.
+
+    Not signed in yet: current_staff() stays None until check_second_factor succeeds. The note
+    is tied to the user's password and session version and lapses after SECOND_FACTOR_SECONDS.
+    """
+    flask.session.clear()
+    flask.session["pending_2fa"] = {
+        "uid": user.id,
+        "auth": session_auth_hash(user),
+        "at": int(time.time()),
+        "next": next_url or "",
+    }
+    g.staff_user = None
+
+
+def pending_second_factor() -> tuple[StaffUser, str | None] | None:
+    """The user waiting for the second step in this session, and where they were going; or None."""
+    pending = flask.session.get("pending_2fa")
+    if not isinstance(pending, dict) or not isinstance(pending.get("uid"), int):
+        return None
+    if not isinstance(pending.get("at"), int) or time.time() - pending["at"] > SECOND_FACTOR_SECONDS:
+        return None
+    user = get_session().get(StaffUser, pending["uid"])
+    if user is None or not user.is_active or not twofactor.has_two_factor(user):
+        return None
+    if not hmac.compare_digest(str(pending.get("auth", "")), session_auth_hash(user)):
+        return None
+    return user, safe_next_url(str(pending.get("next") or "")) or None
+
+
+def two_factor_required(user: StaffUser) -> bool:
+    """True when this user must log in with two factors (role admin while ADMIN_REQUIRE_2FA is on)."""
+    return user.role == "admin" and bool(current_app.config.get("ADMIN_REQUIRE_2FA"))
+
+
+def needs_two_factor_setup(user: StaffUser) -> bool:
+    """True when two-factor login is required of the user but not set up yet."""
+    return two_factor_required(user) and not twofactor.has_two_factor(user)
+
+
 def current_staff() -> StaffUser | None:
     """The signed-in, active staff user of this request, or None."""
     if not has_request_context():
@@ -425,6 +536,9 @@ def require_role(*roles: str) -> Callable[[Callable[P, R]], Callable[P, Any]]:
             user = current_staff()
             if user is None:
                 return redirect(url_for("admin.login", next=request.full_path.rstrip("?")))
+            if needs_two_factor_setup(user) and request.endpoint not in TWO_FACTOR_SETUP_ENDPOINTS:
+                # Signed in with the password alone: nothing opens before the authenticator is set up.
+                return redirect(url_for("admin.two_factor_setup"))
             if not has_role(user, roles):
                 abort(403)
             return view(*args, **kwargs)

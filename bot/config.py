@@ -64,6 +64,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "LOGIN_LOCKOUT_SECONDS": (int, 900, "longest login wait; also the window of the per-address and per-account counts"),
     "LOGIN_MAX_FAILURES_PER_ADDRESS": (int, 20, "failed staff logins from one address, any accounts, within LOGIN_LOCKOUT_SECONDS before that address must wait (0: off)"),
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": (int, 20, "failed logins of one account, from any addresses, within LOGIN_LOCKOUT_SECONDS before only addresses it logged in from in the last 30 days may try it (0: off)"),
+    "ADMIN_REQUIRE_2FA": (bool, None, "staff with role admin must log in with a code from an authenticator app (TOTP) and set one up at their first login (default: on in production, off in development and testing); other roles may turn it on for themselves"),
     "SESSION_COOKIE_SECURE": (bool, None, "send the staff session cookie over HTTPS only (default: on in production)"),
     "HSTS_MAX_AGE_SECONDS": (int, None, "Strict-Transport-Security max-age sent with responses served over HTTPS (default: 31536000 in production, 0 = no header elsewhere); behind a proxy set TRUSTED_PROXIES so HTTPS is recognised"),
     "SIMULATOR_ENABLED": (bool, None, "serve /simulator (default: on in development only)"),
@@ -135,6 +136,8 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
         cfg["LINE_API_DATA_BASE_URL"] = LINE_API_DATA_DEFAULT if base == LINE_API_DEFAULT else base
     if cfg["SESSION_COOKIE_SECURE"] is None:
         cfg["SESSION_COOKIE_SECURE"] = app_env == "production"
+    if cfg["ADMIN_REQUIRE_2FA"] is None:
+        cfg["ADMIN_REQUIRE_2FA"] = app_env == "production"
     if cfg["HSTS_MAX_AGE_SECONDS"] is None:
         cfg["HSTS_MAX_AGE_SECONDS"] = HSTS_PRODUCTION_DEFAULT if app_env == "production" else 0
     if cfg["SIMULATOR_ENABLED"] is None:

@@ -30,6 +30,15 @@ def _wait_http(url: str, timeout: float = 30.0) -> bool:
     return False
 
 
+def two_factor_note(env: dict[str, str]) -> str:
+    """How the admin logs in here, as far as two-factor login goes (ADMIN_REQUIRE_2FA)."""
+    from bot.config import load_config
+
+    if load_config(env)["ADMIN_REQUIRE_2FA"]:
+        return "管理者は必須。初回ログイン後の設定画面で認証アプリにQRコードを読み取らせてください"
+    return "任意（本番では管理者に必須。ここで試すには ADMIN_REQUIRE_2FA=1 make run）"
+
+
 def main() -> int:
     """Run until Ctrl-C; returns the exit code."""
     host = os.environ.get("HOST", "127.0.0.1")
@@ -76,6 +85,7 @@ def main() -> int:
             "\n================================================================\n"
             f" LINE シミュレーター : {bot_url}/simulator\n"
             f" 職員用管理画面     : {bot_url}/admin   （初期管理者 admin / パスワードは上に一度だけ表示）\n"
+            f" 二段階認証         : {two_factor_note(env)}\n"
             f" Webhook            : {bot_url}/callback\n"
             f" 疑似 LINE プラットフォーム: {fake_url}\n"
             " 停止: Ctrl-C\n"
