@@ -30,12 +30,15 @@ def doc_commands() -> list[tuple[str, str]]:
 
 def test_the_guides_show_commands() -> None:
     assert ("faq-answers.md", "faq import city-faq.csv") in doc_commands()
+    assert ("staff-guide-login.md", "users reset-2fa admin") in doc_commands()
 
 
 @pytest.mark.parametrize(("guide", "command"), doc_commands())
 def test_a_guide_command_runs(app, runner, tmp_path: Path, guide: str, command: str) -> None:
-    """Each command runs against a loaded knowledge base; a CSV it names is the real 子育て sample."""
+    """Each command runs against a loaded knowledge base and the first admin (user `admin`);
+    a CSV it names is the real 子育て sample."""
     runner.invoke(args=["faq", "load"])
+    runner.invoke(args=["users", "ensure-admin"])
     args = shlex.split(command)
     for i, arg in enumerate(args):
         if arg.endswith(".csv"):
