@@ -211,8 +211,12 @@ def resolve_all_followers(session: Session, batch_size: int = 500) -> Iterator[l
 
 
 def is_below_privacy_floor(count: int, floor: int) -> bool:
-    """True when a segment is so small that targeting it could single residents out (0 is not)."""
-    return 0 < count < floor
+    """True when fewer residents than the floor would receive a notice, 0 included.
+
+    An empty segment singles nobody out today, but the first resident who joins it would be the
+    only one: notices to it are held at send time like any other below the floor.
+    """
+    return count < floor
 
 
 @dataclass(frozen=True)
@@ -254,16 +258,31 @@ def check_privacy_floor(
 ) -> int:
     """Count the rule's recipients and refuse a segment below the floor unless an admin overrides.
 
-    An accepted override is written to the audit log (the caller commits). Returns the count.
+    An empty segment (0) passes without an override, since nobody can be singled out yet, but it is
+    still below the floor (`is_below_privacy_floor`): each occurrence sent to it is checked again
+    when its recipients are resolved. An accepted override is written to the audit log (the caller
+    commits). Returns the count.
     """
     count = count_recipients(session, rule)
-    if not is_below_privacy_floor(count, floor):
+    if count == 0 or not is_below_privacy_floor(count, floor):
         return count
     if override is None:
         raise PrivacyFloorError(
             f"対象が{floor}人未満のため、個人が特定されるおそれがあり配信できません。"
             "条件を広げるか、管理者が明示的に許可してください。"
         )
+    authorize_floor_override(session, override, count=count, floor=floor, rule=rule, target=target)
+    return count
+
+
+def authorize_floor_override(
+    session: Session, override: FloorOverride, *, count: int, floor: int, rule: SegmentRule | None, target: str = "",
+    **detail: Any,
+) -> None:
+    """Accept an override of the privacy floor from an active admin (or the CLI operator) and audit-log it.
+
+    PrivacyFloorError otherwise. `detail` is added to the audit row (the caller commits).
+    """
     actor = override.actor
     if actor is None and has_request_context():
         raise PrivacyFloorError("少人数セグメントへの配信は、管理者としてログインして許可してください。")
@@ -271,9 +290,8 @@ def check_privacy_floor(
         raise PrivacyFloorError("少人数セグメントへの配信を許可できるのは管理者だけです。")
     audit(
         session, "segment_privacy_override", target, actor=actor, count=count, floor=floor,
-        rule=(rule or SegmentRule()).to_dict(), reason=override.reason[:200],
+        rule=(rule or SegmentRule()).to_dict(), reason=override.reason[:200], **detail,
     )
-    return count
 
 
 def segment_rule(segment: Segment) -> SegmentRule:
@@ -320,6 +338,6 @@ def save_segment(session: Session, name: str, rule: SegmentRule, municipality: s
 __all__ = [
     "Criterion", "RuleError", "SegmentRule", "count_recipients", "resolve_recipients", "resolve_all_followers",
     "is_below_privacy_floor", "get_segment", "save_segment", "eligible",
-    "FloorOverride", "PrivacyFloorError", "Preview", "check_privacy_floor", "delete_segment", "list_segments",
+    "FloorOverride", "PrivacyFloorError", "Preview", "authorize_floor_override", "check_privacy_floor", "delete_segment", "list_segments",
     "preview", "segment_rule",
 ]

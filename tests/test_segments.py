@@ -186,9 +186,19 @@ def test_segments_are_saved_by_name_and_replaced(joso) -> None:
 
 
 def test_privacy_floor() -> None:
-    assert not is_below_privacy_floor(0, 10)  # nobody to single out
+    # Empty is below too: whoever joins an empty segment first would be its only member.
+    assert is_below_privacy_floor(0, 10)
     assert is_below_privacy_floor(1, 10) and is_below_privacy_floor(9, 10)
     assert not is_below_privacy_floor(10, 10)
+
+
+def test_an_empty_segment_is_below_the_floor_but_singles_nobody_out_yet(town) -> None:
+    empty = rule(age_bands=("50代",))
+    with get_db(town).session() as s:
+        assert preview(s, empty, 10).is_below_floor and preview(s, empty, 10).shown_count() == "10人未満"
+        # No override needed to schedule for it now: each occurrence is checked again at send time.
+        assert check_privacy_floor(s, empty, 10) == 0
+        assert s.scalars(select(AuditLog)).all() == []
 
 
 def test_a_small_segment_cannot_be_targeted_without_an_admins_explicit_override(town) -> None:
