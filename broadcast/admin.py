@@ -1,5 +1,6 @@
 """Admin pages of `broadcast` (role pr): compose with a LINE preview, confirm with the recipient count,
-schedule, list with delivery counts, detail, pause / resume / cancel; every change audit-logged."""
+schedule, list with delivery counts, detail, pause / resume / cancel; every change audit-logged.
+An occurrence held below the privacy floor is released by an admin only, with a reason."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from bot.db import get_session, utcnow
 from broadcast import service
 from broadcast.errors import NoticeError
 from broadcast.messages import KIND_LABELS, NoticeContent
-from broadcast.models import PAUSED, SCHEDULED, SENDING, STATUS_LABELS
+from broadcast.models import HELD, PAUSED, SCHEDULED, SENDING, STATUS_LABELS
 from broadcast.schedule import (
     DAILY,
     MONTHLY,
@@ -170,6 +171,11 @@ def _is_admin() -> bool:
     return staff is not None and staff.role == "admin"
 
 
+def _held_warning() -> str:
+    floor = int(current_app.config["SEGMENT_PRIVACY_FLOOR"])
+    return f"配信の時点でも対象者が{floor}人未満なら、その回の配信は保留され、管理者が許可するまで送られません。"
+
+
 def _shown_count(count: int, below_floor: bool) -> str:
     """The count for staff: a group below the privacy floor is not counted exactly except for admins."""
     if below_floor and not _is_admin():
@@ -187,10 +193,11 @@ def index() -> str:
         status = None
     rows = service.list_broadcasts(session, [status] if status else None)
     counts = service.delivery_counts(session, [b.id for b in rows])
+    held = service.held_run_counts(session, [b.id for b in rows])
     schedules = {b.id: Schedule.from_dict(b.schedule) for b in rows}
     return render_template(
-        "broadcast/list.html", rows=rows, counts=counts, schedules=schedules, status=status, labels=STATUS_LABELS,
-        format_jst=format_jst, SCHEDULED=SCHEDULED, SENDING=SENDING, PAUSED=PAUSED,
+        "broadcast/list.html", rows=rows, counts=counts, held=held, schedules=schedules, status=status, labels=STATUS_LABELS,
+        format_jst=format_jst, SCHEDULED=SCHEDULED, SENDING=SENDING, PAUSED=PAUSED, HELD=HELD,
     )
 
 
@@ -218,7 +225,9 @@ def compose() -> Any:
             below = not draft.target.is_everyone and is_below_privacy_floor(count, int(current_app.config["SEGMENT_PRIVACY_FLOOR"]))
             return render_template(
                 "broadcast/confirm.html", values=values, draft=draft, count=count, below_floor=below,
-                shown_count=_shown_count(count, below), exact=not below or _is_admin(), blocked=below and not (draft.allow_small and _is_admin()),
+                shown_count=_shown_count(count, below), exact=not below or _is_admin(),
+                # An empty segment singles nobody out yet: it may be scheduled, and is held at send time if still below.
+                blocked=below and count > 0 and not (draft.allow_small and _is_admin()),
                 first=service.first_run_at(draft.schedule, now),
                 upcoming=draft.schedule.upcoming(now - service.PAST_TOLERANCE, 5) if draft.schedule.is_recurring else [],
                 format_jst=format_jst, messages=draft.content.to_messages(), content=draft.content,
@@ -241,8 +250,9 @@ def compose() -> Any:
     )
     session.commit()
     flash(
-        f"お知らせ #{broadcast.id}「{broadcast.title}」を予約しました（対象 {created.recipient_count:,} 人、"
-        f"{draft.schedule.describe()}）。",
+        f"お知らせ #{broadcast.id}「{broadcast.title}」を予約しました（対象 {_shown_count(created.recipient_count, created.is_below_floor)}、"
+        f"{draft.schedule.describe()}）。"
+        + (_held_warning() if created.is_below_floor else ""),
         "success",
     )
     return redirect(url_for("broadcast_admin.detail", broadcast_id=broadcast.id))
@@ -279,10 +289,15 @@ def detail(broadcast_id: int) -> str:
     schedule = Schedule.from_dict(broadcast.schedule)
     upcoming = schedule.upcoming(broadcast.next_run_at - dt.timedelta(microseconds=1), 5) if broadcast.next_run_at else []
     content = NoticeContent.from_dict(broadcast.content)
+    held_runs = [run for run in report["runs"] if run["status"] == HELD]
+    # Admins decide on a held occurrence knowing how many it would reach now; others see no small count.
+    count_now = service.count_target(session, service.target_of(session, broadcast)) if held_runs and _is_admin() else None
     return render_template(
         "broadcast/detail.html", b=broadcast, report=report, schedule=schedule, upcoming=upcoming, content=content,
         messages=broadcast.messages, labels=STATUS_LABELS, format_jst=format_jst,
-        parse_iso=dt.datetime.fromisoformat, SCHEDULED=SCHEDULED, SENDING=SENDING, PAUSED=PAUSED,
+        parse_iso=dt.datetime.fromisoformat, SCHEDULED=SCHEDULED, SENDING=SENDING, PAUSED=PAUSED, HELD=HELD,
+        held_runs=held_runs, count_now=count_now, is_admin=_is_admin(),
+        floor=int(current_app.config["SEGMENT_PRIVACY_FLOOR"]),
     )
 
 
@@ -323,6 +338,30 @@ def resume(broadcast_id: int) -> Response:
 def cancel(broadcast_id: int) -> Response:
     """Cancel before or during sending."""
     return _action(broadcast_id, "cancel")
+
+
+@bp.post("/<int:broadcast_id>/runs/<int:run_id>/release")
+@require_role("admin")
+def release(broadcast_id: int, run_id: int) -> Response:
+    """Send an occurrence held below the privacy floor: an admin's decision, with a reason, audit-logged."""
+    session = get_session()
+    try:
+        released = service.release_held_run(
+            session, broadcast_id, FloorOverride(current_staff(), request.form.get("reason", "")),
+            privacy_floor=int(current_app.config["SEGMENT_PRIVACY_FLOOR"]), run_id=run_id,
+        )
+    except NoticeError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+    else:
+        session.commit()
+        flash(
+            f"お知らせ #{broadcast_id} の保留していた回（{format_jst(released.run.occurrence_at)}）の配信を許可しました"
+            f"（対象 {released.recipient_count:,} 人、監査ログに記録）。"
+            + ("一時停止中のため、再開すると送られます。" if released.broadcast.status == PAUSED else "配信プロセスが送ります。"),
+            "success",
+        )
+    return redirect(url_for("broadcast_admin.detail", broadcast_id=broadcast_id))
 
 
 def init_app(app: Flask) -> None:

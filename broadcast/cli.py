@@ -17,7 +17,7 @@ from bot.db import get_db, utcnow
 from broadcast import service
 from broadcast.errors import NoticeError
 from broadcast.messages import NoticeContent
-from broadcast.models import STATUS_LABELS
+from broadcast.models import PAUSED, STATUS_LABELS
 from broadcast.schedule import (
     Schedule,
     format_jst,
@@ -28,7 +28,7 @@ from broadcast.schedule import (
 )
 from segments.rules import FloorOverride, SegmentRule
 
-broadcast_cli = AppGroup("broadcast", help="お知らせ配信: 作成・一覧・詳細・一時停止・再開・取り消し、配信プロセス（run-scheduler）。")
+broadcast_cli = AppGroup("broadcast", help="お知らせ配信: 作成・一覧・詳細・一時停止・再開・取り消し、保留した回の配信許可（release）、配信プロセス（run-scheduler）。")
 
 
 def _values(options: Iterable[str]) -> list[str]:
@@ -120,6 +120,12 @@ def create(
         f"{schedule.describe()}、初回 {format_jst(broadcast.next_run_at)}",
         err=True,
     )
+    if created.is_below_floor:
+        click.echo(
+            f"注意: 対象がプライバシー保護の下限（{config['SEGMENT_PRIVACY_FLOOR']}人）未満です。配信の時点でも下限未満なら、"
+            "その回の配信は保留され、flask broadcast release で許可するまで送られません。",
+            err=True,
+        )
     click.echo(broadcast.id)
 
 
@@ -174,6 +180,8 @@ def show(broadcast_id: int, as_json: bool) -> None:
             f"  - 回 #{run['id']} {format_jst(dt.datetime.fromisoformat(run['occurrence_at']))} {STATUS_LABELS.get(run['status'], run['status'])}: "
             f"配信済み {rc['delivered']}/{rc['recipients']}、失敗 {rc['failed']}、除外 {rc['skipped']}"
         )
+        if run["note"]:
+            click.echo(f"    {run['note']}")
 
 
 def _transition(action: str, broadcast_id: int) -> None:
@@ -207,6 +215,27 @@ def pause(broadcast_id: int) -> None:
 def resume(broadcast_id: int) -> None:
     """Resume a paused notice (an interrupted delivery continues where it stopped)."""
     _transition("resume", broadcast_id)
+
+
+@broadcast_cli.command("release")
+@click.argument("broadcast_id", type=int)
+@click.option("--reason", required=True, help="配信を許可する理由（監査ログに記録）")
+@click.option("--run", "run_id", type=int, default=None, help="保留中の配信回の番号（show に「回 #N」と出るもの）。保留中が1回だけなら省略可")
+def release(broadcast_id: int, reason: str, run_id: int | None) -> None:
+    """Send an occurrence held below the privacy floor (the server operator's decision, audit-logged with the reason)."""
+    try:
+        with get_db().session() as session:
+            released = service.release_held_run(
+                session, broadcast_id, FloorOverride(None, reason),
+                privacy_floor=int(current_app.config["SEGMENT_PRIVACY_FLOOR"]), run_id=run_id,
+            )
+            run_id, count, status = released.run.id, released.recipient_count, released.broadcast.status
+    except NoticeError as exc:
+        raise _fail(exc) from None
+    click.echo(
+        f"お知らせ #{broadcast_id} の配信回 #{run_id} の配信を許可しました（対象 {count} 人、監査ログに記録）。"
+        + ("一時停止中のため、resume すると送られます。" if status == PAUSED else "配信プロセスが送ります。")
+    )
 
 
 @broadcast_cli.command("run-scheduler")

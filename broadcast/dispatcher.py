@@ -5,7 +5,8 @@ Every step is committed before the next, so a process killed at any point is res
 next one without sending a chunk twice or skipping one:
 
 1. start a run: resolve recipients and store all chunks (≤ 500 ids, a fresh retry key each)
-   in the same transaction that advances the notice's schedule;
+   in the same transaction that advances the notice's schedule; a segment below the privacy
+   floor (an empty one included) is held instead, with no chunks, until an admin releases it;
 2. prepare a chunk: drop residents who left since, freeze the list, note the attempt — committed
    before the call, so a retry sends the same request under the same key;
 3. call LINE's multicast with that key; 409 (the key was already accepted) counts as delivered;
@@ -33,7 +34,6 @@ from sqlalchemy import (
     any_,
     bindparam,
     func,
-    insert,
     literal_column,
     or_,
     select,
@@ -51,10 +51,10 @@ from bot.line import (
     LineRateLimited,
     LineServerError,
     LineTimeout,
-    new_retry_key,
 )
 from broadcast.models import (
     FAILED,
+    HELD,
     PENDING,
     SCHEDULED,
     SENDING,
@@ -66,14 +66,23 @@ from broadcast.models import (
     BroadcastRun,
 )
 from broadcast.schedule import Schedule
-from broadcast.service import BLOCK_WINDOW, run_counts, target_of
+from broadcast.service import (
+    BLOCK_WINDOW,
+    CHUNK_SIZE,
+    held_note,
+    is_held_by_floor,
+    resolve_batches,
+    run_counts,
+    settled_status,
+    store_chunks,
+    target_of,
+)
 from kpi.service import record_usage
 from segments.models import Resident
-from segments.rules import eligible, resolve_all_followers, resolve_recipients
+from segments.rules import eligible
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 500  # LINE's multicast limit
 # LINE remembers an accepted retry key for 24 hours; after that a retry could deliver twice.
 RETRY_KEY_LIFETIME = dt.timedelta(hours=23)
 
@@ -89,6 +98,7 @@ class TickReport:
     started_runs: list[int] = field(default_factory=list)
     finished_runs: list[int] = field(default_factory=list)
     waiting_runs: list[int] = field(default_factory=list)
+    held_runs: list[int] = field(default_factory=list)  # below the privacy floor, nothing sent
     skipped_occurrences: int = 0
 
     def summary(self) -> str:
@@ -96,6 +106,7 @@ class TickReport:
         return (
             f"開始 {len(self.started_runs)} 件、完了 {len(self.finished_runs)} 件、"
             f"再試行待ち {len(self.waiting_runs)} 件"
+            + (f"、保留 {len(self.held_runs)} 件" if self.held_runs else "")
             + (f"、見送り {self.skipped_occurrences} 件" if self.skipped_occurrences else "")
         )
 
@@ -185,20 +196,27 @@ class Dispatcher:
         for broadcast_id in due:
             if self.stop_event.is_set():
                 break
+            held: list[int] = []
             try:
-                run_id = self.start_run(broadcast_id, now)
+                run_id = self.start_run(broadcast_id, now, held)
             except IntegrityError:
                 # This occurrence already has a run (another dispatcher got there first).
                 log.warning("run for notice %s already exists; not starting another", broadcast_id)
                 continue
             if run_id is not None:
                 started.append(run_id)
+            elif report is not None and held:
+                report.held_runs += held
             elif report is not None:
                 report.skipped_occurrences += 1
         return started
 
-    def start_run(self, broadcast_id: int, now: dt.datetime) -> int | None:
-        """Resolve the recipients and store every chunk in one transaction; None if nothing was started."""
+    def start_run(self, broadcast_id: int, now: dt.datetime, held: list[int] | None = None) -> int | None:
+        """Resolve the recipients and store every chunk in one transaction; None if nothing was started.
+
+        A segment below the privacy floor (an empty one included) gets a held run instead, without
+        chunks, whose id is appended to `held`; the schedule moves on to the next occurrence.
+        """
         with self.db.session() as session:
             broadcast = session.get(Broadcast, broadcast_id, with_for_update=True)
             if broadcast is None or broadcast.status != SCHEDULED or broadcast.next_run_at is None or broadcast.next_run_at > now:
@@ -215,28 +233,20 @@ class Dispatcher:
             run = BroadcastRun(broadcast_id=broadcast.id, occurrence_at=occurrence, status=SENDING, started_at=now)
             session.add(run)
             session.flush()
-            batches = self._resolve(session, broadcast)
-            if batches:
-                session.execute(
-                    insert(BroadcastChunk),
-                    [
-                        {
-                            "run_id": run.id,
-                            "seq": seq,
-                            "recipients": batch,
-                            "recipient_count": len(batch),
-                            "retry_key": new_retry_key(),
-                            "skipped_count": 0,
-                            "status": PENDING,
-                            "attempts": 0,
-                            "is_already_accepted": False,
-                        }
-                        for seq, batch in enumerate(batches)
-                    ],
-                )
-            run.recipient_count = sum(len(batch) for batch in batches)
-            run.chunk_count = len(batches)
+            target = target_of(session, broadcast)
+            batches = resolve_batches(session, broadcast, target)
             broadcast.next_run_at = schedule.next_after(occurrence) if schedule.is_recurring else None
+            # The floor is checked on exactly the list that would be sent, every occurrence.
+            floor = int(self.config["SEGMENT_PRIVACY_FLOOR"])
+            if is_held_by_floor(target, sum(len(batch) for batch in batches), floor):
+                run.status = HELD
+                run.note = held_note(floor)
+                broadcast.status = settled_status(session, broadcast)
+                log.warning("notice %s run %s held: below the privacy floor of %d; an admin must release it", broadcast.id, run.id, floor)
+                if held is not None:
+                    held.append(run.id)
+                return None
+            store_chunks(session, run, batches)
             broadcast.status = SENDING
             broadcast.last_run_at = now
             record_usage(
@@ -245,12 +255,6 @@ class Dispatcher:
             )
             log.info("notice %s run %s started: %d recipients in %d chunks", broadcast.id, run.id, run.recipient_count, run.chunk_count)
             return run.id
-
-    def _resolve(self, session: Session, broadcast: Broadcast) -> list[list[str]]:
-        """LINE user ids in chunks of ≤ 500, resolved now (emergency: every follower)."""
-        if broadcast.is_emergency:
-            return list(resolve_all_followers(session, batch_size=CHUNK_SIZE))
-        return list(resolve_recipients(session, target_of(session, broadcast).rule, batch_size=CHUNK_SIZE))
 
     # ---- delivering a run -----------------------------------------------------------------------
 
@@ -447,7 +451,8 @@ class Dispatcher:
             run.status = SENT
             run.finished_at = now
             if broadcast.status == SENDING:
-                broadcast.status = SCHEDULED if broadcast.next_run_at is not None else SENT
+                # Another run may still be sending (an occurrence an admin released meanwhile).
+                broadcast.status = settled_status(session, broadcast)
             record_usage(session, "notice_delivered", None, broadcast_id=broadcast.id, run_id=run.id, count=counts.delivered)
         log.info(
             "notice %s run %s finished: %d delivered, %d skipped, %d failed",

@@ -19,16 +19,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base, UTCDateTime, utcnow
 
-# Broadcast.status
+# Broadcast.status (HELD: nothing more is scheduled and an occurrence waits for an admin)
 SCHEDULED, SENDING, SENT, CANCELLED, PAUSED = "scheduled", "sending", "sent", "cancelled", "paused"
+HELD = "held"
 STATUS_LABELS = {
     SCHEDULED: "予約済み",
     SENDING: "配信中",
     SENT: "配信済み",
     CANCELLED: "取り消し",
     PAUSED: "一時停止",
+    HELD: "保留中",
 }
-# BroadcastRun.status: SENDING, SENT, CANCELLED.
+# BroadcastRun.status: SENDING, SENT, CANCELLED, HELD (below the privacy floor when its recipients
+# were resolved: no chunks, nothing sent, until an admin releases it; `note` says why).
 # BroadcastChunk.status: PENDING (not tried), SENDING (recipients frozen, call made or about to be),
 # SENT (LINE accepted it, 409 included), FAILED (gave up), SKIPPED (nobody left), CANCELLED.
 PENDING, FAILED, SKIPPED = "pending", "failed", "skipped"

@@ -1,4 +1,5 @@
-"""Notice services: create, pause, resume, cancel, delivery counts, block attribution, retention.
+"""Notice services: create, pause, resume, cancel, the privacy floor at send time, delivery counts,
+block attribution, retention.
 
 Plain functions over an explicit session (the caller commits); the admin pages, the CLI and
 the dispatcher are thin edges around them.
@@ -12,15 +13,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, exists, func, select, update
+from sqlalchemy import CursorResult, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.db import utcnow
+from bot.line import new_retry_key
 from broadcast.errors import NoticeError
 from broadcast.messages import NoticeContent
 from broadcast.models import (
     CANCELLED,
     FAILED,
+    HELD,
     PAUSED,
     PENDING,
     SCHEDULED,
@@ -34,15 +37,19 @@ from broadcast.models import (
 )
 from broadcast.schedule import Schedule, format_jst, to_jst
 from kpi.models import UsageEvent
+from kpi.service import record_usage
 from segments.models import Resident
 from segments.rules import (
     FloorOverride,
     RuleError,
     SegmentRule,
+    authorize_floor_override,
     check_privacy_floor,
     count_recipients,
     get_segment,
     is_below_privacy_floor,
+    resolve_all_followers,
+    resolve_recipients,
 )
 
 # A time "just past" is accepted as "now" (a form filled in slowly, a clock a little off).
@@ -51,6 +58,7 @@ BLOCK_WINDOW = dt.timedelta(hours=24)
 # Unfollows are recorded when the inbox processes them, which may lag; block counts are frozen
 # this long after the window closes.
 BLOCK_FREEZE_MARGIN = dt.timedelta(hours=1)
+CHUNK_SIZE = 500  # LINE's multicast limit
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,9 @@ class CreatedNotice:
     broadcast: Broadcast
     recipient_count: int
     is_privacy_override: bool
+    # Below the privacy floor now (an empty segment included): an occurrence still below it when
+    # its recipients are resolved is held.
+    is_below_floor: bool = False
 
 
 def create_broadcast(
@@ -193,7 +204,155 @@ def create_broadcast(
         count = check_privacy_floor(session, target.rule, privacy_floor, override=override, target=f"お知らせ #{broadcast.id}")
     except RuleError as exc:
         raise NoticeError(str(exc)) from None
-    return CreatedNotice(broadcast, count, is_below_privacy_floor(count, privacy_floor))
+    below = is_below_privacy_floor(count, privacy_floor)
+    return CreatedNotice(broadcast, count, below and count > 0, below)
+
+
+# --- resolving recipients and the privacy floor at send time ------------------------------------
+
+
+def resolve_batches(session: Session, broadcast: Broadcast, target: Target | None = None) -> list[list[str]]:
+    """LINE user ids in chunks of ≤ 500, resolved now (emergency: every follower)."""
+    if broadcast.is_emergency:
+        return list(resolve_all_followers(session, batch_size=CHUNK_SIZE))
+    target = target or target_of(session, broadcast)
+    return list(resolve_recipients(session, target.rule, batch_size=CHUNK_SIZE))
+
+
+def store_chunks(session: Session, run: BroadcastRun, batches: list[list[str]]) -> None:
+    """Store the run's chunks, each with a fresh retry key, in the caller's transaction (before any call)."""
+    if batches:
+        session.execute(
+            insert(BroadcastChunk),
+            [
+                {
+                    "run_id": run.id,
+                    "seq": seq,
+                    "recipients": batch,
+                    "recipient_count": len(batch),
+                    "retry_key": new_retry_key(),
+                    "skipped_count": 0,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "is_already_accepted": False,
+                }
+                for seq, batch in enumerate(batches)
+            ],
+        )
+    run.recipient_count = sum(len(batch) for batch in batches)
+    run.chunk_count = len(batches)
+
+
+def is_held_by_floor(target: Target, count: int, privacy_floor: int) -> bool:
+    """True when an occurrence resolved to `count` recipients must be held: a segment (not everyone,
+    not an emergency) below the privacy floor, an empty one included."""
+    return not target.is_everyone and is_below_privacy_floor(count, privacy_floor)
+
+
+def held_note(privacy_floor: int) -> str:
+    """Why an occurrence was held, as staff read it on the notice page."""
+    return f"対象者がプライバシー保護の下限（{privacy_floor}人）未満のため、この回の配信を保留しました"
+
+
+def settled_status(session: Session, broadcast: Broadcast) -> str:
+    """The notice's status when no run is being started: sending while a run is unfinished, scheduled
+    while occurrences remain, held while an occurrence waits for an admin, else sent."""
+    session.flush()
+    statuses = set(session.scalars(select(BroadcastRun.status).where(BroadcastRun.broadcast_id == broadcast.id).distinct()))
+    if SENDING in statuses:
+        return SENDING
+    if broadcast.next_run_at is not None:
+        return SCHEDULED
+    return HELD if HELD in statuses else SENT
+
+
+@dataclass(frozen=True)
+class ReleasedRun:
+    """A held occurrence an admin let go: its chunks are stored and the dispatcher sends them."""
+
+    broadcast: Broadcast
+    run: BroadcastRun
+    recipient_count: int
+
+
+def release_held_run(
+    session: Session,
+    broadcast_id: int,
+    override: FloorOverride,
+    *,
+    privacy_floor: int,
+    run_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> ReleasedRun:
+    """Send an occurrence held below the privacy floor, on an admin's explicit decision (flushed, not committed).
+
+    Only an active admin (or the CLI operator) with a reason may; the override is audit-logged with
+    the count, the floor and the reason. Recipients are resolved now and stored as chunks in this
+    transaction, exactly as when the dispatcher starts a run, so the dispatcher sends them once.
+    `run_id` None: the notice's only held occurrence.
+    """
+    now = now or utcnow()
+    reason = override.reason.strip()
+    if not reason:
+        raise NoticeError("配信を許可する理由を入力してください（監査ログに記録します）。")
+    broadcast = _locked(session, broadcast_id)
+    held = list(session.scalars(
+        select(BroadcastRun)
+        .where(BroadcastRun.broadcast_id == broadcast.id, BroadcastRun.status == HELD)
+        .order_by(BroadcastRun.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all())
+    if run_id is None:
+        if not held:
+            raise NoticeError(f"お知らせ #{broadcast.id} に保留中の配信回はありません。")
+        if len(held) > 1:
+            raise NoticeError(
+                f"お知らせ #{broadcast.id} には保留中の配信回が{len(held)}回あります。配信回を指定してください"
+                f"（{', '.join(f'#{r.id}' for r in held)}）。"
+            )
+        run = held[0]
+    else:
+        found = [r for r in held if r.id == run_id]
+        if not found:
+            raise NoticeError(f"お知らせ #{broadcast.id} の配信回 #{run_id} は保留中ではありません。")
+        run = found[0]
+    target = target_of(session, broadcast)
+    batches = resolve_batches(session, broadcast, target)
+    count = sum(len(batch) for batch in batches)
+    try:
+        authorize_floor_override(
+            session, FloorOverride(override.actor, reason), count=count, floor=privacy_floor, rule=target.rule,
+            target=f"お知らせ #{broadcast.id} 配信回 #{run.id}", occurrence_at=_iso(run.occurrence_at),
+        )
+    except RuleError as exc:
+        raise NoticeError(str(exc)) from None
+    store_chunks(session, run, batches)
+    who = f"管理者 {override.actor.username} " if override.actor is not None else "サーバー管理者（CLI）"
+    run.note = f"{run.note or ''}。{who}が理由を記録して配信を許可しました（理由: {reason}）"[:200]
+    run.status = SENDING
+    run.started_at = now
+    if broadcast.status != PAUSED:  # a paused notice sends the released run once resumed
+        broadcast.status = SENDING
+    broadcast.last_run_at = now
+    record_usage(
+        session, "notice_sent", None, broadcast_id=broadcast.id, run_id=run.id, recipients=count,
+        title=broadcast.title, is_emergency=broadcast.is_emergency,
+    )
+    session.flush()
+    return ReleasedRun(broadcast, run, count)
+
+
+def held_run_counts(session: Session, broadcast_ids: Sequence[int]) -> dict[int, int]:
+    """How many occurrences of each notice are held below the privacy floor."""
+    if not broadcast_ids:
+        return {}
+    rows = session.execute(
+        select(BroadcastRun.broadcast_id, func.count())
+        .where(BroadcastRun.broadcast_id.in_(list(broadcast_ids)), BroadcastRun.status == HELD)
+        .group_by(BroadcastRun.broadcast_id)
+    ).all()
+    return {int(broadcast_id): int(count) for broadcast_id, count in rows}
 
 
 # --- pause, resume, cancel ---------------------------------------------------------------------
@@ -221,16 +380,13 @@ def resume_broadcast(session: Session, broadcast_id: int) -> Broadcast:
     broadcast = _locked(session, broadcast_id)
     if broadcast.status != PAUSED:
         raise NoticeError("一時停止中のお知らせではありません。")
-    unfinished = session.scalar(
-        select(exists().where(BroadcastRun.broadcast_id == broadcast.id, BroadcastRun.status == SENDING))
-    )
-    broadcast.status = SENDING if unfinished else SCHEDULED if broadcast.next_run_at else SENT
+    broadcast.status = settled_status(session, broadcast)
     session.flush()
     return broadcast
 
 
 def cancel_broadcast(session: Session, broadcast_id: int, now: dt.datetime | None = None) -> Broadcast:
-    """Cancel: nothing more is sent (a chunk already handed to LINE still counts as sent)."""
+    """Cancel: nothing more is sent (a chunk already handed to LINE still counts as sent; held occurrences are dropped)."""
     now = now or utcnow()
     broadcast = _locked(session, broadcast_id)
     if broadcast.status in (SENT, CANCELLED):
@@ -246,7 +402,7 @@ def cancel_broadcast(session: Session, broadcast_id: int, now: dt.datetime | Non
     )
     session.execute(
         update(BroadcastRun)
-        .where(BroadcastRun.broadcast_id == broadcast.id, BroadcastRun.status == SENDING)
+        .where(BroadcastRun.broadcast_id == broadcast.id, BroadcastRun.status.in_((SENDING, HELD)))
         .values(status=CANCELLED, finished_at=now)
         .execution_options(synchronize_session=False)
     )
