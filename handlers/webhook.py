@@ -13,11 +13,10 @@ from flask import Blueprint, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from handlers.inbox import IncomingEvent, dedupe_key
+from handlers.validate import normalise_event
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
-
-SOURCE_TYPES = {"user", "group", "room"}
 
 
 def compute_signature(channel_secret: str, body: bytes) -> str:
@@ -33,56 +32,18 @@ def verify_signature(channel_secret: str, body: bytes, signature: str | None) ->
     return hmac.compare_digest(compute_signature(channel_secret, body).encode(), signature.strip().encode())
 
 
-def _problem(event: Any) -> str | None:
-    """Why an event cannot be stored (structure only; unknown types are fine), or None."""
-    if not isinstance(event, dict):
-        return "event is not an object"
-    if not isinstance(event.get("type"), str) or not event["type"]:
-        return "event has no type"
-    if not isinstance(event.get("timestamp"), int) or isinstance(event.get("timestamp"), bool):
-        return "timestamp is not an integer"
-    source = event.get("source")
-    if source is not None and (not isinstance(source, dict) or source.get("type") not in SOURCE_TYPES):
-        return "source is malformed"
-    for key in ("replyToken", "webhookEventId", "mode"):
-        if key in event and not isinstance(event[key], str):
-            return f"{key} is not a string"
-    if event["type"] == "message":
-        message = event.get("message")
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            return "message is malformed"
-        if message["type"] == "text" and not isinstance(message.get("text"), str):
-            return "text message has no text"
-    if event["type"] == "postback":
-        postback = event.get("postback")
-        if not isinstance(postback, dict) or not isinstance(postback.get("data"), str):
-            return "postback is malformed"
-    return None
-
-
-def _without_nul(value: Any) -> Any:
-    """The value with NUL characters removed from every string (PostgreSQL cannot store them)."""
-    if isinstance(value, str):
-        return value.replace("\x00", "")
-    if isinstance(value, list):
-        return [_without_nul(v) for v in value]
-    if isinstance(value, dict):
-        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
-    return value
-
-
 def parse_events(payload: Any) -> tuple[list[IncomingEvent], int]:
     """The storable events of a webhook body, and how many were skipped as malformed."""
     events = payload.get("events")
     accepted: list[IncomingEvent] = []
     skipped = 0
-    for index, event in enumerate(events):
-        problem = _problem(event)
-        if problem:
+    for index, raw in enumerate(events):
+        event, problem = normalise_event(raw)
+        if event is None:
             skipped += 1
+            # The index and the reason only: never a resident's text or ids.
             log.warning("webhook event %d skipped: %s", index, problem)
             continue
-        event = _without_nul(event)
         accepted.append(IncomingEvent(dedupe_key(event), event["type"], event["timestamp"], event))
     return accepted, skipped
 
@@ -108,7 +69,7 @@ def callback() -> tuple[dict[str, Any], int]:
         return _answer(400, "invalid signature")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting is not
         log.warning("webhook body is not JSON")
         return _answer(400, "malformed JSON")
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
