@@ -6,6 +6,8 @@ sent exactly once. Notices to everyone and emergencies are not subject to the fl
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shlex
 from collections import Counter
 from typing import Any
 
@@ -26,7 +28,7 @@ from broadcast.schedule import JST
 from segments.models import Resident
 from segments.rules import FloorOverride, SegmentRule, save_segment
 from segments.service import record_unfollow
-from tests.conftest import Chat
+from tests.conftest import ROOT, Chat
 from tests.test_admin import PASSWORD, csrf_token, login, make_user
 from tests.test_broadcast import (
     add_residents,
@@ -249,3 +251,22 @@ def test_the_operator_releases_a_held_occurrence_at_the_cli(app: Flask, fake_lin
         ("(CLI)", f"お知らせ #{notice}"), ("(CLI)", f"お知らせ #{notice} 配信回 #{report(app, notice)['runs'][0]['id']}"),
     ]
     assert logged[1].detail["reason"] == "自治会からの依頼。対象者の了承済み" and logged[1].detail["count"] == 3
+
+
+def test_the_guide_shows_the_commands_that_release_a_held_occurrence(app: Flask, fake_line: FakeLinePlatform) -> None:
+    """docs/staff-guide-notices.md: `show` and `release` as shown there, for a notice that is held."""
+    guide = (ROOT / "docs" / "staff-guide-notices.md").read_text(encoding="utf-8")
+    commands = re.findall(r"^\.venv/bin/flask --app wsgi (broadcast (?:show|release) .*)$", guide, flags=re.M)
+    assert [c.split()[1] for c in commands] == ["show", "release"]
+    few = add_residents(app, 3, age_band="80代以上")
+    notice = schedule_notice(app, "敬老会のご案内", rule=SegmentRule.from_dict({"age_bands": {"include": ["80代以上"]}}))
+    run_dispatcher(app)
+    outputs = []
+    for command in commands:
+        args = [str(notice) if arg == "12" else arg for arg in shlex.split(command)]
+        result = app.test_cli_runner().invoke(args=args)
+        assert result.exit_code == 0, f"{command}\n{result.output}"
+        outputs.append(result.output)
+    assert HELD in outputs[0] and "配信を許可しました" in outputs[1]
+    run_dispatcher(app)
+    assert deliveries_per_user(fake_line) == Counter(dict.fromkeys(few, 1))
