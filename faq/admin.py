@@ -68,6 +68,7 @@ def _categories(rows: list[FaqEntry]) -> list[tuple[str, str]]:
 
 
 def _draft_from_form(entry_id: str) -> EntryDraft:
+    """The form as a draft, normalised as it would be stored (a browser sends CRLF line breaks)."""
     form = request.form
     return EntryDraft(
         entry_id=entry_id.strip(),
@@ -79,7 +80,7 @@ def _draft_from_form(entry_id: str) -> EntryDraft:
         answer=form.get("answer", "").strip(),
         source=form.get("source", "").strip(),
         is_published=form.get("is_published") == "1",
-    )
+    ).normalized()
 
 
 def _recent_from_form() -> int:
@@ -182,7 +183,9 @@ def entry_save(entry_id: str) -> Any:
         return _entry_page(row, draft, status=400, errors=errors, version=version)
     changes = workbench.diff(workbench.snapshot(row), draft.snapshot())
     if request.form.get("intent") == "preview":
-        report = _what_if({row.entry_id: draft.to_kb_entry(_municipality()) if draft.is_published else None})
+        # An unchanged form replays the knowledge base as it is: no difference can show.
+        report = _what_if({row.entry_id: draft.to_kb_entry(_municipality()) if draft.is_published else None}
+                          if changes else {})
         return _entry_page(row, draft, report=report, version=version, changes=changes,
                            draft_overlaps=workbench.overlaps_for_draft(session, _municipality(), draft))
     try:

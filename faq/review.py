@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import utcnow
 from bot.models import StaffUser
+from bot.text import multi_line
 from faq import service
 from faq.models import FaqEntry, QuestionLog, ReviewDecision, ReviewMark
 from faq.normalize import clean, normalize, token_parts
@@ -459,7 +460,7 @@ def _decide(session: Session, municipality: str, cluster: Cluster, kind: str, ac
 def mark_out_of_scope(session: Session, municipality: str, cluster: Cluster, reason: str,
                       actor: StaffUser | None) -> ReviewDecision:
     """Take the cluster out of the queue for good: later similar questions join it (reason required)."""
-    reason = reason.strip()
+    reason = multi_line(reason)
     if not reason:
         raise ValueError("対象外にする理由を入力してください。")
     if len(reason) > 500:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import utcnow
 from bot.models import StaffUser
+from bot.text import multi_line, single_line
 from faq.kb import ANSWER_MAX, TITLE_MAX, KBEntry
 from faq.models import FaqEntry, FaqRevision
 from faq.normalize import normalize as _normalize
@@ -56,6 +57,7 @@ ACTION_LABELS = {
 }
 ORIGIN_LABELS = {"repo": "同梱", "import": "CSV取り込み", "staff": "職員作成"}
 
+LIST_SEPARATOR = "|"  # between alternates or keywords in a CSV cell (faq.store), and in the form
 ENTRY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Imports accept answers up to this (LINE allows 5000 characters in a text message).
 ANSWER_LIMIT = ANSWER_MAX * 5
@@ -111,6 +113,15 @@ class EntryDraft:
             source=row.source or "", is_published=row.is_published,
         )
 
+    def normalized(self) -> EntryDraft:
+        """The draft as it is stored: LF line breaks (browsers send CRLF), one-line fields on one line,
+        list items one phrasing each, trimmed and without repeats. An untouched form equals the row."""
+        return dataclasses.replace(
+            self, entry_id=self.entry_id.strip(), category=single_line(self.category), title=single_line(self.title),
+            question=multi_line(self.question), answer=multi_line(self.answer), source=single_line(self.source),
+            alternates=split_lines("\n".join(self.alternates)), keywords=split_lines("\n".join(self.keywords)),
+        )
+
     def snapshot(self) -> dict[str, Any]:
         """The fields a revision records."""
         return {
@@ -132,22 +143,29 @@ def split_lines(text: str) -> tuple[str, ...]:
     """One item per line (also `|`-separated, as in the CSV), stripped, without duplicates."""
     seen: dict[str, None] = {}
     for line in (text or "").splitlines():
-        for part in line.split("|"):
+        for part in line.split(LIST_SEPARATOR):
             part = part.strip()
             if part:
                 seen.setdefault(part, None)
     return tuple(seen)
 
 
+def as_phrasing(text: str) -> str:
+    """One text (a resident's question, maybe of several lines) as one list item: no line breaks, no `|`."""
+    return single_line(text.replace(LIST_SEPARATOR, " "))
+
+
 def dedupe_phrasings(items: Iterable[str], also_exclude: Iterable[str] = ()) -> tuple[str, ...]:
-    """Drop phrasings equal after normalisation to an earlier one or to one of also_exclude."""
+    """The items as phrasings (as_phrasing), without those equal after normalisation to an earlier
+    one or to one of also_exclude."""
     taken = {normalize(x) for x in also_exclude}
     out: list[str] = []
     for item in items:
+        item = as_phrasing(item)
         key = normalize(item)
         if key and key not in taken:
             taken.add(key)
-            out.append(item.strip())
+            out.append(item)
     return tuple(out)
 
 
@@ -217,17 +235,23 @@ def _record(session: Session, row: FaqEntry, action: str, before: dict[str, Any]
 
 
 def _apply(row: FaqEntry, draft: EntryDraft) -> None:
+    content_changed = False
     for name in CONTENT_FIELDS:
         value = getattr(draft, name)
-        setattr(row, name, list(value) if isinstance(value, tuple) else value)
+        value = list(value) if isinstance(value, tuple) else value
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            content_changed = True
     row.is_published = draft.is_published
-    row.is_staff_edited = True  # so `faq load` keeps the staff member's version
+    if content_changed:
+        row.is_staff_edited = True  # so `faq load` keeps the staff member's version
     row.updated_at = utcnow()
 
 
 def create_entry(session: Session, municipality: str, draft: EntryDraft, actor: StaffUser | None,
                  note: str = "") -> FaqEntry:
     """Validate and add a new entry written by staff (flushed, not committed)."""
+    draft = draft.normalized()
     errors = validate_draft(session, municipality, draft, is_new=True)
     if errors:
         raise EntryValidationError(errors)
@@ -245,7 +269,7 @@ def update_entry(session: Session, row: FaqEntry, draft: EntryDraft, actor: Staf
     """Validate and apply staff's edit; False when nothing changed (no revision is written)."""
     if expected_version is not None and expected_version != version_of(row):
         raise StaleEditError("この項目は、画面を開いた後に他の操作で更新されました。最新の内容を確認してからやり直してください。")
-    draft = dataclasses.replace(draft, entry_id=row.entry_id)
+    draft = dataclasses.replace(draft, entry_id=row.entry_id).normalized()
     errors = validate_draft(session, row.municipality, draft, is_new=False)
     if errors:
         raise EntryValidationError(errors)
