@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import csvsafe
+from bot.text import multi_line
 from faq.directory import SeedReport, read_repo_directory, seed_directory
 from faq.kb import ANSWER_MAX, TITLE_MAX, KBEntry, load_kb
 from faq.models import FaqEntry
@@ -137,7 +139,7 @@ def parse_csv(text: str, municipality: str) -> list[KBEntry]:
         if None in row:  # DictReader puts surplus cells under the key None
             errors.append((line, "列の数が見出し行より多くなっています"))
             continue
-        row = {k.strip(): (v or "").strip() for k, v in row.items()}
+        row = {k.strip(): multi_line(v) for k, v in row.items()}  # LF line breaks, as the forms store them
         try:
             entry = _row_to_entry(row, kind, municipality, today)
         except ValueError as exc:
@@ -196,7 +198,7 @@ def export_csv(session: Session, municipality: str, kind: str = "project") -> st
         select(FaqEntry).where(FaqEntry.municipality == municipality).order_by(FaqEntry.entry_id)
     ).all()
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvsafe.writer(out, lineterminator="\n")  # cells never start a spreadsheet formula
     if kind == "kosodate":
         writer.writerow(KOSODATE_COLUMNS)
         for r in rows:

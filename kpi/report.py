@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import logging
@@ -13,6 +12,7 @@ from typing import Any
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
+from bot import csvsafe
 from kpi import charts
 from kpi.charts import Reference, Series
 from kpi.cities import CityKpiConfig, KpiPlan
@@ -42,7 +42,7 @@ class Table:
     def csv_text(self) -> str:
         """The table as CSV text (header row first; numbers unformatted, rates to 2 decimals)."""
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
+        writer = csvsafe.writer(out, lineterminator="\r\n")
         writer.writerow(self.columns)
         writer.writerows([csv_cell(value) for value in row] for row in self.rows)
         return out.getvalue()
@@ -126,7 +126,7 @@ class MonthlyReport:
     def csv_text(self) -> str:
         """Every table in one CSV: a 「■ title」 row before each, a blank row after."""
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
+        writer = csvsafe.writer(out, lineterminator="\r\n")
         writer.writerow([f"{self.city.name} LINE利用状況 月次報告", self.month.label])
         writer.writerow([])
         for table in self.tables:
@@ -137,16 +137,13 @@ class MonthlyReport:
         return out.getvalue()
 
 
-# A cell starting with one of these is a formula to Excel; residents' words must never become one.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
 def csv_cell(value: Any) -> str:
-    """A value as a CSV cell: rates with two decimals, nothing for None, text never read as a formula."""
+    """A value as a CSV cell: rates with two decimals, nothing for None (the writer, bot.csvsafe, keeps
+    text that a spreadsheet would read as a formula from becoming one)."""
     if value is None:
         return ""
     if isinstance(value, str):
-        return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+        return value
     if isinstance(value, float):
         return f"{value:.2f}"
     if isinstance(value, dt.datetime):
