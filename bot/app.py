@@ -99,4 +99,9 @@ def create_app(**overrides: Any) -> Flask:
         """Liveness probe."""
         return {"status": "ok"}
 
+    # Last: the landing page, and error pages that chain with the handlers registered above.
+    from bot import site
+    from faq.service import city_name
+
+    site.init_app(app, city_name=city_name)
     return app
