@@ -14,6 +14,15 @@ accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 
 
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Wrong settings stop gunicorn at once with one line, before any worker fails on them."""
+    if getattr(server.app, "app_uri", None) != "wsgi:app":
+        return  # another WSGI app (see post_worker_init)
+    from bot.startup import check_config
+
+    check_config()
+
+
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
     """Start the inbox threads in every worker, so events left by a crash are picked up."""
     app = worker.wsgi

@@ -1,5 +1,10 @@
-"""Gunicorn entry point: `gunicorn wsgi:app`."""
+"""Gunicorn entry point: `gunicorn wsgi:app` (the flask CLI loads it too: `flask --app wsgi ...`)."""
 
 from bot.app import create_app
+from bot.config import ConfigError
+from bot.startup import stop_for_config_error
 
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as exc:
+    stop_for_config_error(exc)
