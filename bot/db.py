@@ -91,6 +91,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def reading(engine: Engine) -> Engine:
+    """The engine for reading only: a plain BEGIN even where the engine given takes the write lock."""
+    return engine.execution_options(sqlite_begin="")
+
+
 def _begin_immediate(dbapi_conn: Any, deadline_seconds: float = 30.0) -> None:
     """BEGIN IMMEDIATE, waiting for the write lock in short steps.
 

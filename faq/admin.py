@@ -21,11 +21,11 @@ from werkzeug.wrappers import Response
 
 from bot import auth
 from bot.auth import audit, current_staff, register_nav, require_role
-from bot.db import get_session, utcnow
-from faq import review, service, whatif, workbench
+from bot.db import get_db, get_session, utcnow
+from faq import importer, review, service, whatif, workbench
 from faq.kb import TITLE_MAX
 from faq.models import FaqEntry, FaqRevision, ImportDraft, ReviewDecision
-from faq.store import ENTRY_FIELDS, ImportError_, LoadReport, export_csv, parse_csv, upsert_entries
+from faq.store import ImportError_, export_csv
 from faq.workbench import EntryDraft, EntryValidationError, StaleEditError
 
 bp = Blueprint("faq_admin", __name__, url_prefix="/admin/faq")
@@ -480,63 +480,51 @@ def decision_reopen(decision_id: int) -> Response:
 # --- import / export ------------------------------------------------------------------------------
 
 
-def _decode(data: bytes) -> str:
-    for encoding in ("utf-8-sig", "cp932"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise ImportError_([(1, "文字コードを判別できません（UTF-8 または Shift_JIS で保存してください）")])
+def _limits() -> importer.ImportLimits:
+    return importer.ImportLimits.from_config(current_app.config)
 
 
-def _import_plan(text: str) -> dict[str, Any]:
-    """What importing this CSV would change (raises ImportError_ with every bad line)."""
-    entries = parse_csv(text, _municipality())
-    existing = {r.entry_id: r for r in workbench.city_entries(get_session(), _municipality())}
-    added, updated, unchanged = [], [], []
-    for e in entries:
-        row = existing.get(e.id)
-        if row is None:
-            added.append(e)
-            continue
-        fields = []
-        for name in ENTRY_FIELDS:
-            new = getattr(e, name)
-            new = list(new) if isinstance(new, tuple) else new
-            if getattr(row, name) != new:
-                fields.append(name)
-        if fields:
-            updated.append((e, row, fields))
-        else:
-            unchanged.append(e)
-    overwritten = [row.entry_id for _, row, _ in updated if row.is_staff_edited]
-    return {"entries": entries, "added": added, "updated": updated, "unchanged": unchanged, "overwritten": overwritten}
+def _import_page(status: int = 200, **context: Any) -> Any:
+    """The import page, with the city's unfinished imports (running, or interrupted and waiting to be finished)."""
+    context.setdefault("plan", None)
+    context.setdefault("errors", None)
+    jobs = importer.unfinished(get_db(), _municipality())
+    interrupted = [job for job in jobs if importer.is_interrupted(job)]
+    running = [job for job in jobs if job not in interrupted]
+    return render_template("faq/import.html", city=_city_name(), running=running, interrupted=interrupted, **context), status
+
+
+def _end_request_transaction() -> None:
+    """An import reads and writes in transactions of its own: end the request's (on SQLite it holds the write lock)."""
+    get_session().commit()
 
 
 @bp.get("/import")
 @require_role(*EDIT_ROLES)
-def import_page() -> str:
+def import_page() -> Any:
     """Upload a CSV (either format) for a preview; download the entries as CSV."""
-    return render_template("faq/import.html", plan=None, errors=None, city=_city_name())
+    _end_request_transaction()
+    return _import_page()
 
 
 @bp.post("/import")
 @require_role(*EDIT_ROLES)
 def import_preview() -> Any:
     """Validate an uploaded CSV and show what it would change (kept as a draft until confirmed)."""
+    _end_request_transaction()
     upload = request.files.get("file")
     filename = (upload.filename or "")[:200] if upload else ""
     if upload is None or not filename:
-        return render_template("faq/import.html", plan=None, errors=[(0, "CSVファイルを選んでください。")], city=_city_name()), 400
+        return _import_page(400, errors=[(0, "CSVファイルを選んでください。")])
     data = upload.stream.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
-        return render_template("faq/import.html", plan=None, errors=[(0, "ファイルが大きすぎます（5MBまで）。")],
-                               city=_city_name(), filename=filename), 400
+        return _import_page(400, errors=[(0, "ファイルが大きすぎます（5MBまで）。")], filename=filename)
     try:
-        text = _decode(data)
-        plan = _import_plan(text)
+        source = importer.CsvSource(data=data)
+        plan = importer.preview(get_db(), source, _municipality(), _limits())
+        text = data.decode(source.encoding)
     except ImportError_ as exc:
-        return render_template("faq/import.html", plan=None, errors=exc.errors, city=_city_name(), filename=filename), 400
+        return _import_page(400, errors=exc.errors, filename=filename)
     # The file waits in the database (not in the page: forms are limited in size, and any worker may
     # receive the confirmation); drafts older than a day are dropped.
     session = get_session()
@@ -546,44 +534,52 @@ def import_preview() -> Any:
                         staff_user_id=actor.id if actor else None, filename=filename, csv_text=text, created_at=utcnow())
     session.add(draft)
     session.commit()
-    return render_template("faq/import.html", plan=plan, errors=None, token=draft.token, filename=filename, city=_city_name(),
-                           labels=workbench.FIELD_LABELS)
+    return _import_page(plan=plan, token=draft.token, filename=filename, labels=workbench.FIELD_LABELS)
 
 
 @bp.post("/import/confirm")
 @require_role(*EDIT_ROLES)
 def import_confirm() -> Any:
-    """Import the previewed CSV (validated again; all or nothing), recording each change in the history."""
+    """Import the previewed CSV: checked again in full, then written in short transactions (faq.importer)."""
     session = get_session()
     actor = current_staff()
     draft = session.scalar(select(ImportDraft).where(ImportDraft.token == request.form.get("token", "")))
+    _end_request_transaction()
     if (draft is None or draft.municipality != _municipality()
             or draft.staff_user_id != (actor.id if actor else None)):
         flash("取り込む内容が見つかりません。もう一度ファイルを選んでください。", "error")
         return redirect(url_for("faq_admin.import_page"))
     filename = draft.filename
     try:
-        plan = _import_plan(draft.csv_text)
+        result = importer.run_import(get_db(), importer.CsvSource(text=draft.csv_text), _municipality(), _limits(),
+                                     filename=filename, staff_user_id=actor.id if actor else None,
+                                     username=actor.username if actor else "")
     except ImportError_ as exc:
-        return render_template("faq/import.html", plan=None, errors=exc.errors, city=_city_name(), filename=filename), 400
-    before = {row.entry_id: workbench.snapshot(row) for row in workbench.city_entries(session, _municipality())}
-    report: LoadReport = upsert_entries(session, _municipality(), plan["entries"], origin="import", overwrite_staff_edits=True)
-    for entry_id in [*report.added, *report.updated]:
-        row = workbench.get_entry_row(session, _municipality(), entry_id)
-        if row is None:
-            continue
-        row.updated_at = utcnow()
-        session.add(FaqRevision(
-            municipality=row.municipality, entry_id=row.entry_id, action="import", at=utcnow(),
-            staff_user_id=actor.id if actor else None, username=actor.username if actor else "",
-            before=before.get(entry_id), after=workbench.snapshot(row), note=f"CSV取り込み: {filename}",
-        ))
-    session.delete(draft)
-    audit(session, "faq_import", filename, added=len(report.added), updated=len(report.updated),
-          unchanged=len(report.unchanged))
+        return _import_page(400, errors=exc.errors, filename=filename)
+    session.execute(delete(ImportDraft).where(ImportDraft.id == draft.id))
+    audit(session, "faq_import", filename, added=result.added, updated=result.updated, unchanged=result.unchanged)
     session.commit()
-    flash(f"取り込みました（{report.summary()}）。次の質問から新しい内容で回答します。", "success")
+    flash(f"取り込みました（{result.summary()}）。次の質問から新しい内容で回答します。", "success")
     return redirect(url_for("faq_admin.index"))
+
+
+@bp.post("/import/resume")
+@require_role(*EDIT_ROLES)
+def import_resume() -> Any:
+    """Finish an import that was interrupted after its commit point (or drop one interrupted before it)."""
+    _end_request_transaction()
+    try:
+        done = importer.recover(get_db(), _municipality(), _limits())
+    except ImportError_ as exc:
+        return _import_page(409, errors=exc.errors)
+    session = get_session()
+    for result in done:
+        audit(session, "faq_import", result.filename, added=result.added, updated=result.updated,
+              unchanged=result.unchanged, resumed=True)
+    session.commit()
+    flash("途中で止まっていた取り込みを最後まで反映しました。" if done else "途中で止まっていた取り込みを取り消しました（何も変わっていません）。",
+          "success")
+    return redirect(url_for("faq_admin.import_page"))
 
 
 @bp.get("/export")

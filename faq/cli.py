@@ -13,13 +13,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.admin import jst
+from bot.auth import CLI_ACTOR
 from bot.db import get_db
-from faq import review, service
+from faq import importer, review, service
 from faq.evaluation import evaluate, parse_eval_tsv
 from faq.kb import KBError
 from faq.models import FaqEntry
 from faq.retention import purge_log_command
-from faq.store import ImportError_, LoadReport, export_csv, import_csv, load_repo_kb, read_text
+from faq.store import ImportError_, LoadReport, export_csv, load_repo_kb
 
 faq_cli = AppGroup("faq", help="FAQ knowledge base (MUNICIPALITY chooses the city).")
 
@@ -44,18 +45,51 @@ def _load_repo(session: Session) -> LoadReport:
         raise click.ClickException(f"知識ベースのファイルに誤りがあります: {exc}") from None
 
 
+def _progress() -> importer.Progress:
+    """Prints how far a large import is, every tenth of it (stderr)."""
+    shown: dict[str, int] = {}
+
+    def show(phase: str, done: int, total: int) -> None:
+        tenth = done * 10 // max(total, 1)
+        if total >= 10_000 and tenth > shown.get(phase, 0):
+            shown[phase] = tenth
+            click.echo(f"{'書き込み' if phase == 'stage' else '反映'} {done:,} / {total:,} 行", err=True)
+    return show
+
+
 @faq_cli.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_(file: Path) -> None:
-    """Import FILE (the project's CSV, or the 子育てオープンデータ協議会 columns); all or nothing."""
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--resume", is_flag=True, help="only finish an import that was interrupted (no FILE)")
+def import_(file: Path | None, resume: bool) -> None:
+    """Import FILE (the project's CSV, or the 子育てオープンデータ協議会 columns); all or nothing.
+
+    The whole file is checked first (errors by line, nothing written); then it is written in short
+    transactions, so residents keep being answered (faq.importer). An import interrupted by a
+    crash is finished by the next one, or by --resume.
+    """
+    limits = importer.ImportLimits.from_config(current_app.config)
+    if resume or file is None:
+        if file is not None:
+            raise click.UsageError("--resume takes no FILE")
+        if not resume:
+            raise click.UsageError("FILE is missing")
+        try:
+            done = importer.recover(get_db(), _municipality(), limits, _progress())
+        except ImportError_ as exc:
+            raise click.ClickException(exc.errors[0][1]) from None
+        for result in done:
+            click.echo(f"{result.filename}: 途中で止まっていた取り込みを最後まで反映しました（{result.summary()}）")
+        if not done:
+            click.echo("途中で止まっている取り込みはありません。")
+        return
     try:
-        with get_db().session() as session:
-            report = import_csv(session, _municipality(), read_text(file))
+        result = importer.run_import(get_db(), importer.CsvSource(path=file), _municipality(), limits,
+                                     filename=file.name, username=CLI_ACTOR, on_progress=_progress())
     except ImportError_ as exc:
         for line, message in exc.errors:
             click.echo(f"{file}:{line}: {message}", err=True)
         raise click.ClickException(f"取り込みを中止しました（{len(exc.errors)} 件の誤り）。データは変更していません。") from None
-    click.echo(f"{file}: 取り込みました（{report.summary()}）")
+    click.echo(f"{file}: 取り込みました（{result.summary()}）")
 
 
 @faq_cli.command("export")

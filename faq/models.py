@@ -156,3 +156,51 @@ class DirectoryContact(Base):
     url: Mapped[str] = mapped_column(String(300), default="")
     is_staff_edited: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FaqImport(Base):
+    """One CSV import of a city's FAQ, written in short transactions (faq.importer).
+
+    `state`: "staging" (rows being copied to faq_import_rows; residents and staff see nothing of
+    it), "publishing" (the commit point is passed: the staged rows are applied to faq_entries
+    in chunks, `published` of `rows` so far), "done", or "discarded" (given up before the
+    commit point). `heartbeat_at` moves with every chunk: an import whose heartbeat stopped is
+    finished (publishing) or discarded (staging) by the next import of the city.
+    """
+
+    __tablename__ = "faq_imports"
+    __table_args__ = (Index("ix_faq_imports_municipality_state", "municipality", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    municipality: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16), default="staging")
+    filename: Mapped[str] = mapped_column(String(200), default="")
+    staff_user_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(64), default="")
+    rows: Mapped[int] = mapped_column(default=0)
+    published: Mapped[int] = mapped_column(default=0)
+    added: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class FaqImportRow(Base):
+    """A validated CSV row waiting in an import's staging area until it is published."""
+
+    __tablename__ = "faq_import_rows"
+
+    import_id: Mapped[int] = mapped_column(ForeignKey("faq_imports.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(primary_key=True)  # 0, 1, ... in file order
+    line: Mapped[int] = mapped_column(default=0)
+    entry_id: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(40))
+    question: Mapped[str] = mapped_column(Text)
+    alternates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    keywords: Mapped[list[str]] = mapped_column(JSON, default=list)
+    answer: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, default="")
+    reviewed_at: Mapped[dt.date | None] = mapped_column(Date)

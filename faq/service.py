@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import ROOT
 from bot.db import utcnow
+from faq import importer
 from faq.directory import Directory, current_directory, repo_directory
 from faq.freshness import StampedCache
 from faq.kb import KBEntry, city_places
@@ -164,8 +165,11 @@ def _content_key(entries: list[KBEntry]) -> str:
     return digest.hexdigest()
 
 
-def _published_stamp(session: Session, municipality: str) -> tuple[Any, ...]:
-    """A cheap fingerprint of the city's published entries (count, newest change, ids)."""
+def _published_stamp(session: Session, municipality: str) -> tuple[Any, ...] | None:
+    """A cheap fingerprint of the city's published entries (count, newest change, ids); None while
+    an import is being published, so residents keep the index they have until it is all there."""
+    if importer.publishing(session, municipality):
+        return None
     return tuple(session.execute(
         select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.sum(FaqEntry.id)).where(
             FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True)
@@ -175,6 +179,9 @@ def _published_stamp(session: Session, municipality: str) -> tuple[Any, ...]:
 
 # Indexes by content, so identical knowledge bases (several test databases, a revert) share one.
 _BY_CONTENT: dict[str, tuple[MatcherIndex, dict[str, KBEntry]]] = {}
+# Old versions kept beyond the newest: at most 8, and not more entries than this in all (a large
+# knowledge base's index takes hundreds of MB; the one in use is held by INDEXES anyway).
+_KEEP_OLD_ENTRIES = 20_000
 
 
 def _build_index(session: Session, municipality: str) -> tuple[MatcherIndex, dict[str, KBEntry]]:
@@ -192,7 +199,8 @@ def _build_index(session: Session, municipality: str) -> tuple[MatcherIndex, dic
         if not entries:
             log.warning("no published FAQ entries for municipality=%s: every question gets "
                         "「わかりません」 (run `flask faq load` or `flask faq import`)", municipality)
-        while len(_BY_CONTENT) > 8:  # old versions after edits: keep memory bounded
+        while len(_BY_CONTENT) > 8 or (  # old versions after edits: keep memory bounded
+                len(_BY_CONTENT) > 1 and sum(len(ids) for _, ids in _BY_CONTENT.values()) > _KEEP_OLD_ENTRIES + len(entries)):
             _BY_CONTENT.pop(next(iter(_BY_CONTENT)))
     return _BY_CONTENT[content]
 

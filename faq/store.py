@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterable, Sequence
@@ -14,7 +13,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot import csvsafe
-from bot.text import multi_line
 from faq.directory import SeedReport, read_repo_directory, seed_directory
 from faq.kb import ANSWER_MAX, TITLE_MAX, KBEntry, load_kb
 from faq.models import FaqEntry
@@ -119,42 +117,16 @@ def _short_title(question: str) -> str:
 
 
 def parse_csv(text: str, municipality: str) -> list[KBEntry]:
-    """Parse either CSV format, validating every row; raises ImportError_ listing every bad line."""
-    text = text.lstrip("\ufeff")
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = tuple(h.strip() for h in (reader.fieldnames or ()))
-    if set(KOSODATE_COLUMNS) <= set(header):
-        kind = "kosodate"
-    elif set(PROJECT_COLUMNS) <= set(header):
-        kind = "project"
-    else:
-        raise ImportError_([(1, "見出し行が不正です。"
-                             f"次のどちらかの列が必要です: {', '.join(PROJECT_COLUMNS)} または {', '.join(KOSODATE_COLUMNS)}")])
-    entries: list[KBEntry] = []
-    errors: list[tuple[int, str]] = []
-    seen: dict[str, int] = {}
-    today = dt.date.today()
-    for row in reader:
-        line = reader.line_num  # last physical line of the record; good enough to find it
-        if None in row:  # DictReader puts surplus cells under the key None
-            errors.append((line, "列の数が見出し行より多くなっています"))
-            continue
-        row = {k.strip(): multi_line(v) for k, v in row.items()}  # LF line breaks, as the forms store them
-        try:
-            entry = _row_to_entry(row, kind, municipality, today)
-        except ValueError as exc:
-            errors.append((line, str(exc)))
-            continue
-        if entry.id in seen:
-            errors.append((line, f"ID「{entry.id}」が {seen[entry.id]} 行目と重複しています"))
-            continue
-        seen[entry.id] = line
-        entries.append(entry)
-    if not entries and not errors:
-        errors.append((1, "データ行がありません"))
-    if errors:
-        raise ImportError_(errors)
-    return entries
+    """Parse either CSV format, validating every row; raises ImportError_ listing every bad line.
+
+    The reading and the checks are faq.importer's (the one CSV reader); this keeps a small file's
+    entries in a list, for callers that write them in one transaction (tests, import_csv).
+    """
+    from faq import importer  # it builds on this module's row checks
+
+    source, limits = importer.CsvSource(text=text), importer.ImportLimits()
+    importer.validate(source, municipality, limits)
+    return [entry for _line, entry in importer.entries(source, municipality, limits)]
 
 
 def _row_to_entry(row: dict[str, Any], kind: str, municipality: str, today: dt.date) -> KBEntry:
