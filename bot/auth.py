@@ -405,7 +405,7 @@ def _login_succeeded(session: Session, user: StaffUser, ip: str, now: dt.datetim
 
 
 def authenticate(session: Session, username: str, password: str, ip: str) -> StaffUser | None:
-    """The staff user for these credentials, or None (wrong, inactive or locked out)."""
+    """The staff user for these credentials, or None (wrong, inactive, locked out, or a code still needed)."""
     return check_login(session, username, password, ip).user
 
 
