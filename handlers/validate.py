@@ -6,7 +6,7 @@ answer. So every event is checked here, on its own:
 
 * its structure: an object with a short `type`, an integer `timestamp` in a sane range, ids
   that are short strings of safe characters, a `source` of a known kind with its id, and the
-  message/postback fields the handlers read;
+  message/postback fields the handlers read (postback data no longer than LINE allows);
 * every string, keys included, is made storable: NUL removed (PostgreSQL refuses it), lone
   surrogates replaced by U+FFFD (no driver can encode them to UTF-8); numbers must be finite
   and fit in 64 bits; nesting is bounded.
@@ -30,6 +30,9 @@ SOURCE_ID_FIELDS = {"user": "userId", "group": "groupId", "room": "roomId"}
 SOURCE_ID_MAX = 64
 # webhookEventId is the inbox's dedupe key (a 128-character column); LINE sends a 26-character ULID.
 EVENT_ID_FIELDS = {"webhookEventId": 128, "replyToken": 256}
+# LINE's limit on a postback action's data (messaging-api.yml); ours is JSON the handler parses,
+# so a longer one is not ours, and one nested thousands deep would break the parser.
+POSTBACK_DATA_MAX = 300
 # Ids LINE issues are ASCII letters and digits; the punctuation below covers test and redelivery ids.
 _ID_RE = re.compile(r"[0-9A-Za-z._:~+/=-]+")
 _TYPE_RE = re.compile(r"[A-Za-z][0-9A-Za-z_.-]{0,63}")
@@ -95,6 +98,8 @@ def _structure_problem(event: Any) -> str | None:
         postback = event.get("postback")
         if not isinstance(postback, dict) or not isinstance(postback.get("data"), str):
             return "postback has no data"
+        if len(postback["data"]) > POSTBACK_DATA_MAX:
+            return "postback data is too long"
     return None
 
 

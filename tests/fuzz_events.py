@@ -295,6 +295,7 @@ class Poison:
             ("sql", lambda e: self._insert(e, self.rng.choice(SQLISH))),
             ("odd-text", self._odd_text),
             ("huge-text", self._huge_text),
+            ("json-bomb", self._json_bomb),
             ("deep-nesting", self._deep),
             ("long-id", self._long_id),
             ("missing", self._missing),
@@ -393,6 +394,18 @@ class Poison:
             event["postback"]["data"] = text
         else:
             event["note"] = text
+
+    def _json_bomb(self, event: dict[str, Any]) -> None:
+        """Deeply nested JSON as text, where a handler might parse it (postback data) or not."""
+        n = self.rng.choice([290, 301, 5_000, 100_000])
+        bomb = self.rng.choice(["[" * n, '{"a":' * n, "[" * n + "]" * n])
+        if self.rng.random() < 0.7:
+            event["type"] = "postback"
+            event["postback"] = {"data": bomb}
+        elif isinstance(event.get("message"), dict):
+            event["message"]["text"] = bomb
+        else:
+            event["note"] = bomb
 
     def _deep(self, event: dict[str, Any]) -> None:
         depth = self.rng.choice([33, 40, 100, 500])

@@ -220,6 +220,14 @@ def test_a_postback_event_must_carry_data(postback: Any) -> None:
     assert accepted(dict(event, postback={"data": ""}))
 
 
+def test_postback_data_longer_than_line_allows_is_refused() -> None:
+    event = text_event(type="postback", postback={"data": "a" * 300})
+    del event["message"]
+    assert accepted(event)["postback"]["data"] == "a" * 300
+    for data in ("a" * 301, "[" * 100_000, '{"a":' * 5_000):
+        assert refused(dict(event, postback={"data": data})) == "postback data is too long"
+
+
 # --- depth -------------------------------------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ POISON_EVENTS = {
     "userId a list": {"source": {"type": "user", "userId": []}},
     "500-level nesting": {"message": {"type": "text", "text": "x", "deep": fuzz_events._nest(500)}},
     "webhookEventId of 129 characters": {"webhookEventId": "A" * 129},
+    "postback data nested 100000 deep": {"type": "postback", "postback": {"data": "[" * 100_000}},
     "NaN timestamp": {"timestamp": float("nan")},
     "Infinity in a field": {"extra": float("inf")},
 }
