@@ -15,11 +15,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
-## make run: migrate, load the knowledge base, create the first admin, start bot + fake LINE + simulator
+## make run: migrate, load the knowledge base, start bot + fake LINE + simulator (the devserver creates
+## the first admin and shows its password in its banner); Ctrl-C stops everything
 run: $(STAMP)
 	$(FLASK) db upgrade
 	$(FLASK) faq load
-	$(FLASK) users ensure-admin
 	$(BIN)/python -m bot.devserver
 
 ## make test: the whole suite (SQLite by default; TEST_DATABASE_URL=postgresql+psycopg://... for PostgreSQL)
