@@ -29,13 +29,21 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     if "inbox" not in getattr(app, "extensions", {}):
         return  # another WSGI app: gunicorn reads ./gunicorn.conf.py for any app started here
     app.extensions["inbox"].start()
-    # Build the FAQ index and load the model now rather than on the first resident's message.
+    # Build the FAQ index and load the model now rather than on the first resident's message, in a
+    # thread: a large knowledge base takes longer to index than gunicorn's timeout gives a worker
+    # to boot (it would be killed and started again, over and over). Residents' messages that come
+    # meanwhile wait for the same build.
+    import threading
+
     from bot.db import get_db
     from faq.service import INDEXES
 
-    try:
-        with get_db(app).read_session() as session:
-            index, _ = INDEXES.get(session, app.config["MUNICIPALITY"])
-        index.match("住民票の写しがほしい")  # loads the embedding model too (vectors may come from the disk cache)
-    except Exception:  # noqa: BLE001 - e.g. not migrated yet: answer later, don't crash the worker
-        worker.log.exception("FAQ index warm-up failed")
+    def warm_up() -> None:
+        try:
+            with get_db(app).read_session() as session:
+                index, _ = INDEXES.get(session, app.config["MUNICIPALITY"])
+            index.match("住民票の写しがほしい")  # loads the embedding model too (vectors may come from the disk cache)
+        except Exception:  # noqa: BLE001 - e.g. not migrated yet: answer later, don't crash the worker
+            worker.log.exception("FAQ index warm-up failed")
+
+    threading.Thread(target=warm_up, name="faq-warm-up", daemon=True).start()

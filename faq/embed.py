@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 log = logging.getLogger(__name__)
 
 DIM = 512
+ENCODE_SLICE = 64  # texts per model call when filling the cache (~0.1-0.2 s of holding the model)
 
 
 class EmbeddingUnavailable(RuntimeError):
@@ -110,10 +111,12 @@ class Embedder:
             row_of, vecs = cache.read()
             missing = sorted({k: t for k, t in zip(keys, texts) if k not in row_of}.items())
             if missing:
-                # In slices, so a cold cache for 10,000 entries does not hold 100k float32 rows.
+                # In small slices: a cold cache for 10,000 entries does not hold 100k float32 rows,
+                # and a resident's question (encode() takes the same lock) waits for one slice at
+                # most, not for a whole knowledge base being rebuilt in the background.
                 todo = [t for _, t in missing]
                 new = np.concatenate(
-                    [self.encode(todo[i : i + 4096]).astype(np.float16) for i in range(0, len(todo), 4096)]
+                    [self.encode(todo[i : i + ENCODE_SLICE]).astype(np.float16) for i in range(0, len(todo), ENCODE_SLICE)]
                 )
                 base = len(row_of)
                 cache.append([k for k, _ in missing], new)
