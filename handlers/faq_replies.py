@@ -7,7 +7,11 @@ from typing import Any
 from faq.service import EntryView, FaqReply
 from handlers.replies import postback_button, text
 
-MAX_MENU_ITEMS = 12  # 13 quick replies at most: 12 items + 「もっと見る」
+# Categories per page of the menu, then 「その他のカテゴリ」. Quick replies are one row that scrolls
+# sideways; on a 360-px phone 4 of the shipped labels and that button take under two screen widths
+# (measured in the simulator: tests/browser/test_chat_menu_browser.py), so one swipe shows the way on.
+CATEGORIES_PER_PAGE = 4
+MORE_CATEGORIES = "その他のカテゴリ"
 CLARIFY_CHOICES = 3  # entries offered by 「もしかして」, numbered 1..3 (0 = 「どれでもない」)
 
 
@@ -57,13 +61,20 @@ def choice_out_of_range_messages(count: int) -> list[dict[str, Any]]:
                  "当てはまるものがないときは「0」を送ってください。")]
 
 
+def category_pages(count: int) -> int:
+    """How many pages a menu of `count` categories has (at least one)."""
+    return max(1, -(-count // CATEGORIES_PER_PAGE))
+
+
 def category_buttons(categories: tuple[tuple[str, str], ...], page: int = 0) -> list[dict[str, Any]]:
-    """Quick replies for the category menu, 12 per page."""
-    start = page * MAX_MENU_ITEMS
-    chunk = categories[start : start + MAX_MENU_ITEMS]
+    """Quick replies for one page of the category menu, then 「その他のカテゴリ」 to the next page
+    (from the last page back to the first, so the menu has no dead end)."""
+    start = page * CATEGORIES_PER_PAGE
+    chunk = categories[start : start + CATEGORIES_PER_PAGE]
     buttons = [postback_button(label, {"a": "cat", "c": cat}, label) for cat, label in chunk]
-    if start + MAX_MENU_ITEMS < len(categories):
-        buttons.append(postback_button("もっと見る", {"a": "menu", "p": page + 1}, "もっと見る"))
+    pages = category_pages(len(categories))
+    if pages > 1:
+        buttons.append(postback_button(MORE_CATEGORIES, {"a": "menu", "p": (page + 1) % pages}, MORE_CATEGORIES))
     return buttons
 
 
@@ -79,8 +90,10 @@ def unknown_messages(reply: FaqReply) -> list[dict[str, Any]]:
 
 
 def menu_messages(categories: tuple[tuple[str, str], ...], page: int = 0) -> list[dict[str, Any]]:
-    """The category menu."""
-    return [text("知りたいことの分類を選んでください。", category_buttons(categories, page))]
+    """One page of the category menu."""
+    pages = category_pages(len(categories))
+    where = f"（{page + 1}/{pages}）" if pages > 1 else ""
+    return [text(f"知りたいことの分類を選んでください{where}。", category_buttons(categories, page))]
 
 
 def help_messages(reply: FaqReply) -> list[dict[str, Any]]:

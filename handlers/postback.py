@@ -10,7 +10,7 @@ from faq import service
 from handlers import settings
 from handlers.clarify_choice import choose
 from handlers.context import EventContext
-from handlers.faq_replies import answer_messages, entry_list_messages, menu_messages
+from handlers.faq_replies import answer_messages, category_pages, entry_list_messages, menu_messages
 from handlers.replies import parse_postback_data, text
 from kpi.service import record_usage
 
@@ -38,7 +38,7 @@ def _pick(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> N
 def _menu(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
     page = data.get("p", 0)
     cats = service.categories(ctx.session, ctx.config["MUNICIPALITY"])
-    if not isinstance(page, int) or page < 0 or page * 12 >= max(len(cats), 1):
+    if not isinstance(page, int) or isinstance(page, bool) or not 0 <= page < category_pages(len(cats)):
         ctx.reply(text(STALE))
         return
     ctx.reply(*menu_messages(cats, page))

@@ -9,8 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from bot.db import get_db, utcnow
+from faq import service
 from faq.models import QuestionLog
 from faq.store import load_repo_kb
+from handlers.faq_replies import CATEGORIES_PER_PAGE
 from tests.conftest import Chat, wait_until
 
 RESIDENT = "U" + "5" * 32
@@ -128,10 +130,32 @@ def test_menu_category_and_entry_buttons_lead_to_an_answer(kb_app, fake_line) ->
     assert any("コンビニ" in b["label"] for b in entries)
     (answer,) = resident.taps(entries[0]["data"])
     assert answer["text"]
-    more = [b for b in buttons(menu) if b["label"] == "もっと見る"]
-    if more:
-        (page2,) = resident.taps(more[0]["data"])
-        assert buttons(page2)
+
+
+def test_the_category_menu_fits_a_phone_and_pages_through_every_category(kb_app, fake_line) -> None:
+    app = kb_app()
+    with get_db(app).session() as s:
+        categories = [label for _, label in service.categories(s, "joso")]
+    assert len(categories) > CATEGORIES_PER_PAGE
+    resident = chat_with(app, fake_line)
+    # The honest "don't know" offers the first page; 「その他のカテゴリ」 shows the next one.
+    (reply,) = resident.says("プロ野球の優勝チームの予想を教えて")
+    assert "お答えできません" in reply["text"]
+    page = buttons(reply)
+    seen: list[str] = []
+    texts = []
+    for _ in range(-(-len(categories) // CATEGORIES_PER_PAGE)):
+        labels = [b["label"] for b in page]
+        assert labels[-1] == "その他のカテゴリ" and len(labels) <= CATEGORIES_PER_PAGE + 1
+        seen += labels[:-1]
+        (menu,) = resident.taps(page[-1]["data"])
+        texts.append(menu["text"])
+        page = buttons(menu)
+    assert seen == categories  # every category once, in the menu's order
+    pages = len(texts)
+    assert texts[0] == f"知りたいことの分類を選んでください（2/{pages}）。"
+    assert texts[-1] == f"知りたいことの分類を選んでください（1/{pages}）。"  # after the last, the first again
+    assert [b["label"] for b in page][:-1] == categories[:CATEGORIES_PER_PAGE]
 
 
 @pytest.mark.parametrize("data", ["not json", "[1,2]", '{"a":"fb","q":"1","v":1}', '{"a":"pick","q":999999,"t":"x"}',
