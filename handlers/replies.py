@@ -44,6 +44,6 @@ def parse_postback_data(data: str) -> dict[str, Any] | None:
     """Our postback data back to a dict; None when it is not ours (stale or forged)."""
     try:
         value = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         return None
     return value if isinstance(value, dict) else None

@@ -341,3 +341,10 @@ def test_processed_events_are_deleted_after_the_retention_period(app, client, fa
     assert purge_processed_events(app, now=later) == 1
     assert inbox_rows(app) == []
     assert "purge_processed_events" in [job.__name__ for job in app.extensions["maintenance_jobs"]]
+
+
+def test_postback_data_nested_deeper_than_the_parser_is_not_ours() -> None:
+    from handlers.replies import parse_postback_data
+
+    assert parse_postback_data("[" * 100_000) is None  # RecursionError inside json, not a failed event
+    assert parse_postback_data('{"a": "menu"}') == {"a": "menu"}
