@@ -49,3 +49,28 @@ def test_a_guide_command_runs(app, runner, tmp_path: Path, guide: str, command: 
     if "--json" in args:
         out = json.loads(result.output.strip().splitlines()[-1])
         assert out["decision"] in ("answer", "clarify", "unknown") and 0.0 <= out["score"] <= 1.0
+
+
+def bench_commands() -> list[str]:
+    """Every `.venv/bin/python bench/…` line in a fenced block of docs/benchmarks.md."""
+    text = (DOCS / "benchmarks.md").read_text(encoding="utf-8")
+    return [line.strip() for block in re.findall(r"```\w*\n(.*?)```", text, flags=re.S)
+            for line in block.splitlines() if line.strip().startswith(".venv/bin/python bench/")]
+
+
+@pytest.mark.parametrize("command", bench_commands())
+def test_a_benchmark_command_in_the_docs_names_a_script_and_options_it_has(command: str) -> None:
+    """The benchmarks run for minutes, so not here; but each command shown must parse: the script
+    exists and every option the doc passes is one it accepts."""
+    import subprocess
+    import sys
+
+    root = DOCS.parent
+    args = shlex.split(command)[1:]
+    script = root / args[0]
+    assert script.is_file(), command
+    options = [a.split("=")[0] for a in args[1:] if a.startswith("--")]
+    result = subprocess.run([sys.executable, str(script), "--help"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    for option in options:
+        assert option in result.stdout, f"{command}: {option} is not an option of {args[0]}"
