@@ -386,12 +386,14 @@ class EventProcessor:
                     self.prepare_batch([row.payload for row in rows if not row.is_handled], session, self.config)
                 except Exception:  # noqa: BLE001 - only a speed-up: the preparers still run one by one
                     log.exception("batch preparation failed; preparing events one by one")
+                    session.rollback()  # PostgreSQL refuses further statements in a failed transaction
             for row in rows:
                 preparer = None if row.is_handled else self.prepare(row.event_type)
                 try:
                     prepared[row.id] = preparer(row.payload, session, self.config) if preparer else None
                 except Exception as exc:  # noqa: BLE001 - a failing preparer fails only its event
                     failed.append((row, exc))
+                    session.rollback()  # read-only: nothing lost, and the next event gets a usable session
         return prepared, failed
 
     def _run_handlers(

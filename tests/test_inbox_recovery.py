@@ -183,3 +183,31 @@ def test_a_flood_is_slowed_by_backpressure_and_nothing_is_lost(make_app, fake_li
     for user in users:
         fake_line.wait_for_delivery(user, 1, timeout=15)
     wait_until(lambda: set(_statuses(app).values()) == {DONE}, 10, "all done")
+
+
+def test_a_preparer_whose_query_fails_fails_only_its_event(make_app, fake_line, monkeypatch) -> None:
+    from sqlalchemy import text
+
+    from handlers import dispatch
+
+    real = dispatch.PREPARERS["message"]
+
+    def flaky(event, session, config):  # type: ignore[no-untyped-def]
+        if event["message"].get("text") == "壊れた質問":
+            session.execute(text("SELECT * FROM no_such_table"))  # PostgreSQL then refuses the transaction
+        session.execute(text("SELECT 1"))  # the next event's preparer reads too
+        return real(event, session, config)
+
+    monkeypatch.setitem(dispatch.PREPARERS, "message", flaky)
+    app = make_app(INBOX_WORKER_THREADS=0, INBOX_MAX_ATTEMPTS=1)
+    users = _users(4)
+    texts = ["住民票の写しがほしい", "壊れた質問", "ごみの出し方", "マイナンバーカード"]
+    events = [fake_line.text_event(u, t) for u, t in zip(users, texts)]
+    store_events(get_db(app), [_incoming(e) for e in events])  # one batch for the worker below
+    worker = make_app(empty=False, INBOX_MAX_ATTEMPTS=1, INBOX_BATCH_SIZE=16)
+    worker.extensions["inbox"].start()
+    for user in users[:1] + users[2:]:
+        fake_line.wait_for_delivery(user, 1, timeout=10)
+    expected = [DONE, FAILED, DONE, DONE]
+    wait_until(lambda: [_statuses(worker)[e["webhookEventId"]] for e in events] == expected, 10, "batch finished")
+    assert fake_line.delivered(users[1]) == []
