@@ -53,7 +53,8 @@ class QuestionLog(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     asked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     municipality: Mapped[str] = mapped_column(String(32))
-    # Phone numbers, e-mail addresses and digit runs masked before storing (faq.masking).
+    # Personal data (phone numbers, e-mail addresses, 12-digit numbers, postal codes, house numbers,
+    # other runs of 4+ digits) masked before storing (faq.masking); never the resident's own text.
     masked_text: Mapped[str] = mapped_column(Text)
     decision: Mapped[str] = mapped_column(String(16))
     topic: Mapped[str | None] = mapped_column(String(128))
