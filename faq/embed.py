@@ -8,6 +8,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,6 +101,13 @@ class Embedder:
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return vecs / np.maximum(norms, 1e-9)
 
+    def _encode_yielding(self, texts: Sequence[str]) -> np.ndarray:
+        """encode() as float16, then a pause: the lock is not fair, and without it this thread,
+        looping over slices, would take it again before a waiting resident's question does."""
+        vecs = self.encode(texts).astype(np.float16)
+        time.sleep(0.001)
+        return vecs
+
     def encode_cached(self, texts: Sequence[str], cache_dir: Path | None) -> np.ndarray:
         """Embed texts as (n, 512) float16, reusing and extending the on-disk cache."""
         if cache_dir is None:
@@ -115,9 +123,7 @@ class Embedder:
                 # and a resident's question (encode() takes the same lock) waits for one slice at
                 # most, not for a whole knowledge base being rebuilt in the background.
                 todo = [t for _, t in missing]
-                new = np.concatenate(
-                    [self.encode(todo[i : i + ENCODE_SLICE]).astype(np.float16) for i in range(0, len(todo), ENCODE_SLICE)]
-                )
+                new = np.concatenate([self._encode_yielding(todo[i : i + ENCODE_SLICE]) for i in range(0, len(todo), ENCODE_SLICE)])
                 base = len(row_of)
                 cache.append([k for k, _ in missing], new)
                 row_of.update({k: base + i for i, (k, _) in enumerate(missing)})
