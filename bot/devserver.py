@@ -20,7 +20,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 # The operator's way back in when the first admin's password (shown once) is lost.
-RESET_PASSWORD = ".venv/bin/flask --app wsgi users set-password admin"
+RESET_PASSWORD = "bin/flask users set-password admin"
 MSG_STOPPED = "すべてのプロセスを停止しました。"
 # `flask users ensure-admin` says this when it has just created the first admin (bot/admin.py).
 _FIRST_ADMIN = re.compile(r"初期管理者を作成しました.*パスワード: (\S+?)（")
