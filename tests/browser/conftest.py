@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Screenshots of the walkthroughs: kept by CI as artefacts (.ci/run prints where), never committed.
+ARTIFACTS = ROOT / ".ci" / "artifacts"
+ARTIFACT_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+MAX_SCREENSHOT_HEIGHT = 4000  # px; a longer page is cut there
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -67,3 +75,26 @@ def log_in(browser: Any, url: str, username: str, password: str, landing_h1: str
     browser.find_element(By.ID, "password").send_keys(password)
     browser.find_element(By.ID, "login-submit").click()
     wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), landing_h1))
+
+
+def screenshot(driver: Any, name: str) -> Path:
+    """Save the whole page the browser shows (not only the window) as .ci/artifacts/NAME.png and
+    return the path. NAME is lowercase ASCII words joined by hyphens, e.g. "login-2-dashboard":
+    one directory for every test, so name it after the task and step."""
+    if not ARTIFACT_NAME.match(name):
+        raise ValueError(f"screenshot name {name!r}: use lowercase letters, digits and hyphens")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    try:
+        metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        page, window = metrics["cssContentSize"], metrics["cssLayoutViewport"]
+    except Exception:  # noqa: BLE001 - a driver without the DevTools protocol: the window only
+        page = window = None
+    if page is None or page["height"] <= window["clientHeight"]:
+        driver.save_screenshot(str(path))  # fits the window (the simulator scrolls inside it)
+        return path
+    clip = {"x": 0, "y": 0, "width": max(page["width"], window["clientWidth"]),
+            "height": min(page["height"], MAX_SCREENSHOT_HEIGHT), "scale": 1}
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return path
