@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 # How long a process serves a cached value before checking the database for other processes' edits.
 STAMP_CHECK_SECONDS = 1.0
 # How long after a rebuild starts callers wait for it before serving the value they have: a small
-# knowledge base is rebuilt by then, so an edit still shows at once.
-BUILD_WAIT_SECONDS = 3.0
+# knowledge base is rebuilt by then, even on a busy machine, so an edit still shows at once.
+BUILD_WAIT_SECONDS = 10.0
 # Once a city's rebuild took longer than this (a large knowledge base), nobody waits for the next.
 LONG_BUILD_SECONDS = 30.0
 
@@ -45,14 +45,16 @@ class StampedCache(Generic[T]):
     A rebuild never makes residents wait long: when a value is already there, the new one is
     built in a background thread (one at a time per city) and the old one is served meanwhile;
     callers wait for it until BUILD_WAIT_SECONDS after it started (a small knowledge base is
-    rebuilt by then, so an edit still shows at once), and not at all once a rebuild of the city
-    took longer than LONG_BUILD_SECONDS. A stamp of None means "hold what you have" (an import
+    rebuilt by then, so an edit still shows at once), and not at all for a stamp `quick` says
+    is slow to build, or once a rebuild of the city took longer than LONG_BUILD_SECONDS. A stamp of None means "hold what you have" (an import
     is being published: faq.importer).
     """
 
-    def __init__(self, stamp: Callable[[Session, str], tuple[Any, ...] | None], build: Callable[[Session, str], T]) -> None:
+    def __init__(self, stamp: Callable[[Session, str], tuple[Any, ...] | None], build: Callable[[Session, str], T],
+                 quick: Callable[[tuple[Any, ...] | None], bool] = lambda stamp: True) -> None:
         self._stamp = stamp
         self._build = build
+        self._quick = quick  # whether a value of this stamp builds quickly enough to wait for
         self._lock = threading.Lock()
         self._known: dict[tuple[str, str], _Known[T]] = {}
         self._building: dict[tuple[str, str], tuple[threading.Event, float]] = {}
@@ -87,7 +89,7 @@ class StampedCache(Generic[T]):
             elif self._known.get(key) is known:  # serve the old value a second more without asking again
                 self._known[key] = _Known(known.db, known.stamp, now, edits, known.value)  # type: ignore[union-attr]
         done, started = building
-        if self._took.get(key, 0.0) <= LONG_BUILD_SECONDS:
+        if self._quick(stamp) and self._took.get(key, 0.0) <= LONG_BUILD_SECONDS:
             done.wait(max(0.0, started + BUILD_WAIT_SECONDS - time.monotonic()))
         return self._known[key].value
 

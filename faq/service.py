@@ -206,7 +206,11 @@ def _build_index(session: Session, municipality: str) -> tuple[MatcherIndex, dic
 
 
 # Matcher indexes in this process, one per (database, city), rebuilt when the published entries change.
-INDEXES: StampedCache[tuple[MatcherIndex, dict[str, KBEntry]]] = StampedCache(_published_stamp, _build_index)
+# Residents wait for a rebuild (at most freshness.BUILD_WAIT_SECONDS) only up to this many entries;
+# a larger base (an import) is rebuilt while the old index answers.
+QUICK_REBUILD_ENTRIES = 5_000
+INDEXES: StampedCache[tuple[MatcherIndex, dict[str, KBEntry]]] = StampedCache(
+    _published_stamp, _build_index, quick=lambda stamp: stamp is not None and int(stamp[0] or 0) <= QUICK_REBUILD_ENTRIES)
 for _when in ("after_insert", "after_update", "after_delete"):
     event.listen(FaqEntry, _when, lambda *_args: INDEXES.touch())
 

@@ -300,7 +300,7 @@ def test_a_resident_is_answered_while_the_import_chunk_loop_runs(make_app: Calla
 
 def test_the_old_value_is_served_while_a_long_rebuild_runs(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(freshness, "STAMP_CHECK_SECONDS", 0.0)
-    monkeypatch.setattr(freshness, "BUILD_WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(freshness, "BUILD_WAIT_SECONDS", 0.2)  # the default waits for small bases
     stamp = ["v1"]
     release = threading.Event()
     builds: list[str] = []
