@@ -45,6 +45,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from bot.db import Database, utcnow
+from bot.csvsafe import unescape_cell
 from bot.text import multi_line
 from faq import workbench
 from faq.kb import KBEntry
@@ -235,7 +236,8 @@ def _check(line: int, header: tuple[str, ...], cells: list[str], kind: str, muni
             return ScannedRow(line, None, f"「{name}」が長すぎます（{len(value):,} 文字。1項目 {limits.max_field_chars:,} 文字まで）")
         if "\x00" in value:
             return ScannedRow(line, None, f"「{name}」にNUL文字（0x00）が含まれています。CSVとして保存し直してください")
-    row = {name: multi_line(value) for name, value in zip(header, cells)}  # LF line breaks, as the forms store them
+    # LF line breaks, as the forms store them; a cell our own export escaped (bot.csvsafe) comes back as it was.
+    row = {name: multi_line(unescape_cell(value)) for name, value in zip(header, cells)}
     try:
         return ScannedRow(line, _row_to_entry(row, kind, municipality, today))
     except ValueError as exc:

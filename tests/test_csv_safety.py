@@ -108,8 +108,6 @@ def test_faq_export_escapes_formula_cells_in_both_formats(kb_app: Flask) -> None
         assert export_csv(s, CITY) == downloaded
 
 
-@pytest.mark.xfail(strict=True, reason="the CSV import does not yet unescape cells (bot.csvsafe.unescape_cell); "
-                                       "until it does, a formula-leading text comes back with a ' in front")
 def test_the_import_reads_back_the_export_of_formula_cells(kb_app: Flask, tmp_path: Path) -> None:
     _add_attack_entry(kb_app)
     with get_db(kb_app).session() as s:
