@@ -30,6 +30,8 @@ of the city, `flask faq import --resume` or the admin page's 「続きを反映�
 
 from __future__ import annotations
 
+import dataclasses
+
 import codecs
 import csv
 import datetime as dt
@@ -46,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import Database, utcnow
 from bot.csvsafe import unescape_cell
-from bot.text import multi_line
+from bot.text import multi_line, single_line
 from faq import workbench
 from faq.kb import KBEntry
 from faq.models import FaqEntry, FaqImport, FaqImportRow, FaqRevision
@@ -239,7 +241,11 @@ def _check(line: int, header: tuple[str, ...], cells: list[str], kind: str, muni
     # LF line breaks, as the forms store them; a cell our own export escaped (bot.csvsafe) comes back as it was.
     row = {name: multi_line(unescape_cell(value)) for name, value in zip(header, cells)}
     try:
-        return ScannedRow(line, _row_to_entry(row, kind, municipality, today))
+        entry = _row_to_entry(row, kind, municipality, today)
+        # One-line fields as the edit form stores them, so the next untouched save changes nothing.
+        entry = dataclasses.replace(entry, category=single_line(entry.category), title=single_line(entry.title),
+                                    source=single_line(entry.source))
+        return ScannedRow(line, entry)
     except ValueError as exc:
         return ScannedRow(line, None, str(exc))
 

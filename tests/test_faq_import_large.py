@@ -334,3 +334,17 @@ def test_a_held_stamp_keeps_the_value(app: Flask, monkeypatch: pytest.MonkeyPatc
         assert cache.get(s, CITY) == 1
         stamps.append(("v3",))
         wait_until(lambda: cache.get(s, CITY) == 3, message="the value after the import")
+
+
+def test_one_line_fields_of_an_import_are_stored_on_one_line(app, tmp_path) -> None:
+    from faq.models import FaqEntry
+
+    path = tmp_path / "multi.csv"
+    path.write_text("ID,問い合わせ文,応答文,カテゴリ\r\n"
+                    "t-1,\"保育園の\r\n申し込み\",\"申込書を\r\n出してください\",\"子育て\r\n支援\"\r\n", encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["faq", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    with get_db(app).session() as s:
+        entry = s.query(FaqEntry).filter(FaqEntry.entry_id.like("%t-1")).one()
+        assert "\r" not in entry.answer and "\n" in entry.answer
+        assert "\n" not in entry.category and "\r" not in entry.category
