@@ -62,6 +62,8 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "FAQ_IMPORT_MAX_FIELD_CHARS": (int, 10_000, "a FAQ CSV cell longer than this is an error of its line"),
     "FAQ_IMPORT_CHUNK_ROWS": (int, 100, "rows a FAQ import writes per transaction (short transactions keep the webhook and the inbox writing in between)"),
     "SEGMENT_PRIVACY_FLOOR": (int, 10, "segments smaller than this cannot be targeted unless an admin overrides (audit-logged)"),
+    "LINE_ACCOUNT_NAME": (str, None, "the LINE official account's name as residents see it, shown in the notice preview (default: the city's name from faq/kb/cities/<city>/city.yaml + 公式LINE)"),
+    "LINE_ACCOUNT_ICON_URL": (str, None, "the account's profile image in the notice preview: an https:// URL (staff browsers load it from there) or a path on this server starting with / (default: a neutral placeholder, bot/static/account-icon.svg)"),
     "LOGIN_MAX_FAILURES": (int, 5, "failed staff logins in a row for one account from one address before that account must wait at that address (other addresses are not affected)"),
     "LOGIN_BACKOFF_SECONDS": (int, 30, "the first such wait; each further failure of the same account and address doubles it"),
     "LOGIN_LOCKOUT_SECONDS": (int, 900, "longest login wait; also the window of the per-address and per-account counts"),
@@ -116,6 +118,9 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
         errors.append(f"APP_ENV={app_env!r} must be development, production or testing")
     if cfg["MUNICIPALITY"] not in MUNICIPALITIES:
         errors.append(f"MUNICIPALITY={cfg['MUNICIPALITY']!r} must be one of {', '.join(MUNICIPALITIES)}")
+    icon = cfg.get("LINE_ACCOUNT_ICON_URL")
+    if icon and not (str(icon).startswith("https://") or (str(icon).startswith("/") and not str(icon).startswith("//"))):
+        errors.append(f"LINE_ACCOUNT_ICON_URL={icon!r} must be an https:// URL or a path starting with /")
     if app_env == "production":
         missing = [k for k in REQUIRED_IN_PRODUCTION if not cfg.get(k)]
         if missing:

@@ -1,12 +1,15 @@
-"""Admin pages of `broadcast` (role pr): compose with a LINE preview, confirm with the recipient count,
-schedule, list with delivery counts, detail, pause / resume / cancel; every change audit-logged.
-An occurrence held below the privacy floor is released by an admin only, with a reason."""
+"""Admin pages of `broadcast` (role pr): compose with a LINE preview (the city's account name and
+icon), confirm with the recipient count, send now or schedule, list with delivery counts, detail,
+pause / resume / cancel; every change audit-logged. A one-off that reaches nobody, or a group below
+the privacy floor without an admin's override, cannot be confirmed. An occurrence held below the
+privacy floor is released by an admin only, with a reason."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -49,12 +52,14 @@ from segments.vocab import AGE_BANDS, GENDERS, INTERESTS, areas_for
 
 bp = Blueprint("broadcast_admin", __name__, url_prefix="/admin/notices")
 
-MULTI_FIELDS = ("age_bands", "genders", "areas", "interests", "weekdays")
+RULE_FIELDS = ("age_bands", "genders", "areas", "interests")
+EXCLUDE_FIELDS = tuple(f"exclude_{name}" for name in RULE_FIELDS)
+MULTI_FIELDS = (*RULE_FIELDS, *EXCLUDE_FIELDS, "weekdays")
 SINGLE_FIELDS = (
     "title", "kind", "text", "image_url", "card_title", "button_label", "button_url", "target", "segment",
     "is_emergency", "allow_small", "timing", "at", "month_day", "until", "excluded",
 )
-TIMING_LABELS = {"now": "今すぐ", "at": "日時を指定（1回）", DAILY: "毎日", WEEKLY: "毎週", MONTHLY: "毎月"}
+TIMING_LABELS = {"now": "今すぐ送信", "at": "日時を指定（1回）", DAILY: "毎日", WEEKLY: "毎週", MONTHLY: "毎月"}
 TARGET_LABELS = {"all": "配信を受け取る全員", "segment": "保存済みセグメント", "custom": "条件を指定"}
 AUDIT_LABELS = {
     "notice_create": "お知らせ予約",
@@ -63,6 +68,9 @@ AUDIT_LABELS = {
     "notice_cancel": "お知らせ取り消し",
 }
 ACTION_MESSAGES = {"pause": "一時停止しました", "resume": "再開しました", "cancel": "取り消しました"}
+MSG_NOBODY = "対象が0人のため確定できません。この条件では誰にも届きません。条件を見直してください。"
+# The admin pages' policy (bot.admin) with the configured account icon's origin allowed for images.
+ADMIN_CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 
 
 def _values(form: MultiDict[str, str]) -> dict[str, Any]:
@@ -88,7 +96,11 @@ class Draft:
 
 
 def _rule(values: dict[str, Any]) -> SegmentRule | None:
-    data = {name: {"include": values[name]} for name in ("age_bands", "genders", "areas", "interests") if values[name]}
+    data = {
+        name: {"include": values[name], "exclude": values[f"exclude_{name}"]}
+        for name in RULE_FIELDS
+        if values[name] or values[f"exclude_{name}"]
+    }
     return SegmentRule.from_dict(data) if data else None
 
 
@@ -113,7 +125,7 @@ def _target(values: dict[str, Any]) -> service.Target:
 def _schedule(values: dict[str, Any], now: dt.datetime) -> Schedule:
     timing = values["timing"]
     if timing == "now":
-        return Schedule.once(now)
+        return Schedule.once(now, immediate=True)
     if not values["at"]:
         raise NoticeError("配信日時を入力してください。" if timing == "at" else "開始日時を入力してください。")
     start = parse_local_datetime(values["at"])
@@ -156,6 +168,7 @@ def _form_context(values: dict[str, Any], error: str | None = None) -> dict[str,
             "areas": areas_for(current_app.config["MUNICIPALITY"]),
         },
         "choice_labels": {"age_bands": "年代", "genders": "性別", "areas": "地域", "interests": "関心"},
+        "account": _account(),
         "kind_labels": KIND_LABELS,
         "timing_labels": TIMING_LABELS,
         "target_labels": TARGET_LABELS,
@@ -169,6 +182,55 @@ def _form_context(values: dict[str, Any], error: str | None = None) -> dict[str,
 def _is_admin() -> bool:
     staff = current_staff()
     return staff is not None and staff.role == "admin"
+
+
+def _account() -> dict[str, str]:
+    """The LINE account as residents see it in the preview: its name and profile image.
+
+    LINE_ACCOUNT_NAME, else the city's name from its city.yaml (faq, through bot.site) + 公式LINE;
+    LINE_ACCOUNT_ICON_URL, else a neutral placeholder shipped in bot/static (never a made-up logo)."""
+    config = current_app.config
+    name = config.get("LINE_ACCOUNT_NAME")
+    if not name:
+        city_name = current_app.extensions.get("site", {}).get("city_name")
+        city = city_name(config["MUNICIPALITY"]) if city_name else ""
+        name = f"{city or '市'}公式LINE"
+    placeholder = url_for("static", filename="account-icon.svg")
+    # The placeholder also stands in, in the browser, for a configured icon that cannot be loaded.
+    return {"name": name, "icon_url": config.get("LINE_ACCOUNT_ICON_URL") or placeholder, "placeholder": placeholder}
+
+
+def _icon_origin() -> str | None:
+    """The origin of a configured icon on another server (the notice pages let images load from it)."""
+    parts = urlsplit(current_app.config.get("LINE_ACCOUNT_ICON_URL") or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme == "https" and parts.netloc else None
+
+
+@bp.after_request
+def _allow_account_icon(response: Response) -> Response:
+    origin = _icon_origin()
+    if origin:
+        response.headers["Content-Security-Policy"] = f"{ADMIN_CSP}; img-src 'self' {origin}"
+    return response
+
+
+def _blocker(draft: Draft, count: int, below_floor: bool) -> str | None:
+    """Why the notice cannot be confirmed as it is now (None: it can).
+
+    Nobody may confirm a one-off that reaches nobody; a recurring notice may start empty (its group
+    may grow, and each occurrence below the floor is held at send time). Below the privacy floor,
+    only an admin who chose 「少人数でも配信する」. Staff who may not override are not told that a
+    small group is empty, only that it is below the floor."""
+    floor = int(current_app.config["SEGMENT_PRIVACY_FLOOR"])
+    if count == 0 and not draft.schedule.is_recurring:
+        if below_floor and not _is_admin():
+            return f"対象が{floor}人未満のため確定できません。条件を広げてください。"
+        return MSG_NOBODY
+    if below_floor and count > 0 and not (draft.allow_small and _is_admin()):
+        if _is_admin():
+            return f"対象が{floor}人未満です。配信するには「修正する」で「少人数でも配信する」を選んでください（監査ログに記録します）。"
+        return f"対象が{floor}人未満のため確定できません。条件を広げるか、管理者に相談してください。"
+    return None
 
 
 def _held_warning() -> str:
@@ -220,19 +282,21 @@ def compose() -> Any:
     now = utcnow()
     try:
         draft = _draft(values, now)
+        count = service.count_target(session, draft.target)
+        below = not draft.target.is_everyone and is_below_privacy_floor(count, int(current_app.config["SEGMENT_PRIVACY_FLOOR"]))
+        blocker = _blocker(draft, count, below)
         if step != "schedule":
-            count = service.count_target(session, draft.target)
-            below = not draft.target.is_everyone and is_below_privacy_floor(count, int(current_app.config["SEGMENT_PRIVACY_FLOOR"]))
             return render_template(
                 "broadcast/confirm.html", values=values, draft=draft, count=count, below_floor=below,
                 shown_count=_shown_count(count, below), exact=not below or _is_admin(),
-                # An empty segment singles nobody out yet: it may be scheduled, and is held at send time if still below.
-                blocked=below and count > 0 and not (draft.allow_small and _is_admin()),
+                blocked=blocker is not None, blocker=blocker, nobody=blocker == MSG_NOBODY,
                 first=service.first_run_at(draft.schedule, now),
                 upcoming=draft.schedule.upcoming(now - service.PAST_TOLERANCE, 5) if draft.schedule.is_recurring else [],
-                format_jst=format_jst, messages=draft.content.to_messages(), content=draft.content,
+                format_jst=format_jst, messages=draft.content.to_messages(), content=draft.content, account=_account(),
                 floor=int(current_app.config["SEGMENT_PRIVACY_FLOOR"]), multi_fields=MULTI_FIELDS, single_fields=SINGLE_FIELDS,
             )
+        if blocker is not None and count == 0:
+            raise NoticeError(blocker)  # below the floor with someone in it: create_broadcast refuses, naming who may override
         staff = current_staff()
         created = service.create_broadcast(
             session, content=draft.content, schedule=draft.schedule, target=draft.target, title=draft.title,
@@ -249,9 +313,14 @@ def compose() -> Any:
         schedule=draft.schedule.describe(), recipients_now=created.recipient_count, emergency=draft.target.is_emergency,
     )
     session.commit()
+    shown = _shown_count(created.recipient_count, created.is_below_floor)
     flash(
-        f"お知らせ #{broadcast.id}「{broadcast.title}」を予約しました（対象 {_shown_count(created.recipient_count, created.is_below_floor)}、"
-        f"{draft.schedule.describe()}）。"
+        (
+            f"お知らせ #{broadcast.id}「{broadcast.title}」の今すぐ送信を受け付けました（対象 {shown}）。"
+            + ("" if created.is_below_floor else "配信プロセスがすぐに送り始めます。")
+            if draft.schedule.immediate
+            else f"お知らせ #{broadcast.id}「{broadcast.title}」を予約しました（対象 {shown}、{draft.schedule.describe()}）。"
+        )
         + (_held_warning() if created.is_below_floor else ""),
         "success",
     )
@@ -294,7 +363,7 @@ def detail(broadcast_id: int) -> str:
     count_now = service.count_target(session, service.target_of(session, broadcast)) if held_runs and _is_admin() else None
     return render_template(
         "broadcast/detail.html", b=broadcast, report=report, schedule=schedule, upcoming=upcoming, content=content,
-        messages=broadcast.messages, labels=STATUS_LABELS, format_jst=format_jst,
+        messages=broadcast.messages, labels=STATUS_LABELS, format_jst=format_jst, account=_account(),
         parse_iso=dt.datetime.fromisoformat, SCHEDULED=SCHEDULED, SENDING=SENDING, PAUSED=PAUSED, HELD=HELD,
         held_runs=held_runs, count_now=count_now, is_admin=_is_admin(),
         floor=int(current_app.config["SEGMENT_PRIVACY_FLOOR"]),

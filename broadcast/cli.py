@@ -49,7 +49,8 @@ def _rule(age: Iterable[str], gender: Iterable[str], area: Iterable[str], intere
 
 
 def _schedule(at: str, every: str | None, until: str | None, excluded: Iterable[str], now: dt.datetime) -> Schedule:
-    if at.strip().lower() == "now":
+    immediate = at.strip().lower() == "now"
+    if immediate:
         start = to_jst(now)
         if every:
             start = start.replace(second=0, microsecond=0)  # recurring at this minute of the day
@@ -59,7 +60,7 @@ def _schedule(at: str, every: str | None, until: str | None, excluded: Iterable[
         return Schedule.recurring(every, start, parse_date(until, "終了日") if until else None, parse_dates(list(excluded)))
     if until or excluded:
         raise NoticeError("--until と --except は --every と一緒に指定してください。")
-    return Schedule.once(start)
+    return Schedule.once(start, immediate=immediate)
 
 
 def _fail(exc: Exception) -> click.ClickException:

@@ -137,6 +137,8 @@ class Schedule:
     month_day: int | None = None
     until: dt.date | None = None
     excluded: frozenset[dt.date] = field(default_factory=frozenset)
+    # A one-off that staff sent 「今すぐ」: `start` is when they confirmed it.
+    immediate: bool = False
 
     @property
     def is_recurring(self) -> bool:
@@ -149,6 +151,8 @@ class Schedule:
             raise ScheduleError(f"配信タイミング「{self.kind}」が分かりません。")
         if self.start.tzinfo is None:
             raise ScheduleError("開始日時にタイムゾーンがありません。")
+        if self.immediate and self.kind != ONCE:
+            raise ScheduleError("「今すぐ送信」は1回だけの配信にしか指定できません。")
         if self.kind == ONCE and (self.until or self.excluded):
             raise ScheduleError("終了日・除外日は繰り返し配信のときだけ指定できます。")
         if self.kind == WEEKLY and not self.weekdays:
@@ -213,7 +217,7 @@ class Schedule:
         start = to_jst(self.start)
         time_of_day = f"{start:%H:%M}"
         if self.kind == ONCE:
-            return f"{format_jst(start)} に1回"
+            return f"今すぐ送信（{format_jst(start)} に確定）" if self.immediate else f"{format_jst(start)} に1回"
         if self.kind == DAILY:
             head = f"毎日 {time_of_day}"
         elif self.kind == WEEKLY:
@@ -231,6 +235,8 @@ class Schedule:
     def to_dict(self) -> dict[str, Any]:
         """JSON form stored on the notice."""
         data: dict[str, Any] = {"kind": self.kind, "start": to_jst(self.start).isoformat()}
+        if self.immediate:
+            data["immediate"] = True
         if self.kind == WEEKLY:
             data["weekdays"] = [WEEKDAY_CODES[d] for d in sorted(self.weekdays)]
         if self.kind == MONTHLY:
@@ -252,12 +258,13 @@ class Schedule:
             month_day=parse_month_day(month_day) if month_day is not None else None,
             until=parse_date(data["until"]) if data.get("until") else None,
             excluded=frozenset(parse_date(d) for d in data.get("excluded") or ()),
+            immediate=bool(data.get("immediate")),
         )
 
     @classmethod
-    def once(cls, at: dt.datetime) -> Schedule:
-        """A one-off at `at`."""
-        return cls(ONCE, to_jst(at))
+    def once(cls, at: dt.datetime, *, immediate: bool = False) -> Schedule:
+        """A one-off at `at` (`immediate`: sent 「今すぐ」, `at` being the moment staff confirmed)."""
+        return cls(ONCE, to_jst(at), immediate=immediate)
 
     @classmethod
     def recurring(

@@ -57,6 +57,7 @@ def audit_actions(app: Flask) -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("role", "allowed"), [("pr", True), ("admin", True), ("faq", False), ("viewer", False)])
 def test_only_pr_and_admin_may_open_or_use_the_notice_pages(app: Flask, client: FlaskClient, role: str, allowed: bool) -> None:
     signed_in(app, client, role)
+    add_residents(app, 1)  # a notice that reaches nobody is refused whoever posts it
     expected = 200 if allowed else 403
     for path in ("/admin/notices", "/admin/notices/new", "/admin/notices/count?target=all"):
         assert client.get(path).status_code == expected, path
@@ -144,7 +145,7 @@ def test_small_segments_need_an_admin_and_the_override_is_audited(app: Flask, cl
         save_segment(session, "防災3人", SegmentRule.from_dict({"interests": {"include": ["防災"]}}), app.config["MUNICIPALITY"])
     signed_in(app, client, "pr")
     page = compose(client, target="segment", segment="防災3人").get_data(as_text=True)
-    assert 'id="privacy-warning"' in page and 'id="schedule-button"' not in page
+    assert 'id="privacy-warning"' in page and re.search(r'id="schedule-button"\s+disabled', page)
     assert "10人未満" in page and 'data-count="3"' not in page  # a small group is not counted exactly for pr
     assert "少人数でも配信する" not in client.get("/admin/notices/new").get_data(as_text=True)
     refused = compose(client, step="schedule", target="segment", segment="防災3人", allow_small="1")  # pr cannot override

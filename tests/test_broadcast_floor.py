@@ -81,11 +81,13 @@ def test_a_resident_who_joins_an_empty_segment_does_not_get_a_notice_alone(
     app: Flask, runner: Any, chat: Any, fake_line: FakeLinePlatform
 ) -> None:
     # The probe: an empty segment, a notice to it scheduled by PR, then one resident registers as 50代.
+    # (Only a recurring notice may be scheduled to nobody: here daily, from this minute until today.)
     saved = runner.invoke(args=["segments", "save", "floor-test", "--age", "50代"])
     assert saved.exit_code == 0 and "配信対象: 0 人" in saved.output and "下限（10 人）未満" in saved.output
     pr = staff(app, "pr")
+    start = dt.datetime.now(JST)
     created = post(pr, "/admin/notices/new", "/admin/notices/new", step="schedule", kind="text", text=NOTICE,
-                   target="segment", segment="floor-test", timing="now")
+                   target="segment", segment="floor-test", timing="daily", at=f"{start:%Y-%m-%dT%H:%M}", until=f"{start:%Y-%m-%d}")
     assert created.status_code == 302
     detail_url = created.headers["Location"]
     scheduled = pr.get(detail_url).get_data(as_text=True)

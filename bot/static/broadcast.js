@@ -10,6 +10,18 @@
     });
   });
 
+  // The account icon in the preview: a configured one that cannot be loaded (another server the
+  // staff PC cannot reach) is replaced by the shipped placeholder.
+  function useFallback(img) {
+    var fallback = img.getAttribute("data-fallback");
+    if (fallback && img.getAttribute("src") !== fallback) img.setAttribute("src", fallback);
+  }
+  function watchIcon(img) {
+    img.addEventListener("error", function () { useFallback(img); });
+    if (img.complete && img.naturalWidth === 0) useFallback(img);
+  }
+  document.querySelectorAll("img[data-fallback]").forEach(watchIcon);
+
   // While a notice is being sent, the list and detail pages refresh their counts every few seconds.
   if (document.querySelector('[data-status="sending"], #notice-status[data-status="sending"]')) {
     window.setTimeout(function () { window.location.reload(); }, 5000);
@@ -52,7 +64,14 @@
 
   function row(bubble) {
     var r = el("div", "line-row");
-    r.appendChild(el("span", "line-avatar", "市"));
+    var avatar = el("img", "line-avatar");
+    var pane = document.getElementById("live-preview");
+    avatar.alt = "";
+    avatar.setAttribute("aria-hidden", "true");
+    avatar.setAttribute("data-fallback", (pane && pane.getAttribute("data-fallback-url")) || "");
+    avatar.src = (pane && pane.getAttribute("data-icon-url")) || "";
+    watchIcon(avatar);
+    r.appendChild(avatar);
     r.appendChild(bubble);
     return r;
   }
@@ -96,6 +115,8 @@
     }
   }
 
+  var RULE_FIELDS = ["age_bands", "genders", "areas", "interests"];
+  RULE_FIELDS = RULE_FIELDS.concat(RULE_FIELDS.map(function (name) { return "exclude_" + name; }));
   var countTimer = null;
   var countSeq = 0;
   function refreshCount() {
@@ -108,7 +129,7 @@
       if (v) params.append(name, v.value);
     });
     params.append("segment", val("segment"));
-    ["age_bands", "genders", "areas", "interests"].forEach(function (name) {
+    RULE_FIELDS.forEach(function (name) {
       form.querySelectorAll('input[name="' + name + '"]:checked').forEach(function (box) { params.append(name, box.value); });
     });
     var seq = ++countSeq;
@@ -116,11 +137,18 @@
       .then(function (r) { return r.json(); })
       .then(function (data) {
         if (seq !== countSeq) return; // an older answer arriving late
-        out.classList.toggle("warn", !!(data.error || data.below_floor));
+        var once = ["now", "at"].indexOf(checked("timing") || "now") >= 0;
+        var nobody = data.count === 0;
+        out.classList.toggle("warn", !!(data.error || data.below_floor || nobody));
         if (data.error) { out.textContent = data.error; return; }
-        out.textContent = "対象人数（現時点）: " + data.shown + " — " + data.description +
-          (data.below_floor ? "（" + data.floor + "人未満のため、管理者の承認が必要です）" : "");
+        var note = "";
+        if (nobody && once) note = "（0人のため、この条件では確定できません。誰にも届きません）";
+        else if (nobody) note = "（現在0人です。配信の時点でも対象者がいなければ、その回は誰にも届きません）";
+        else if (data.below_floor) note = "（" + data.floor + "人未満のため、管理者の承認が必要です）";
+        out.textContent = "対象人数（現時点）: " + data.shown + " — " + data.description + note;
+        out.setAttribute("data-blocking", nobody && once ? "nobody" : (data.below_floor ? "floor" : ""));
         if (data.count !== null) out.setAttribute("data-count", String(data.count));
+        else out.removeAttribute("data-count");
       })
       .catch(function () { out.textContent = "対象人数を取得できませんでした。"; });
   }
@@ -133,7 +161,7 @@
     toggle();
     renderPreview();
     var name = event.target && event.target.name;
-    if (["target", "segment", "is_emergency", "age_bands", "genders", "areas", "interests"].indexOf(name) >= 0) scheduleCount();
+    if (["target", "segment", "is_emergency", "timing"].concat(RULE_FIELDS).indexOf(name) >= 0) scheduleCount();
   });
   form.addEventListener("change", function () { toggle(); renderPreview(); scheduleCount(); });
   toggle();
