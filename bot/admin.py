@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from bot import auth, twofactor
+from bot import audit_text, auth, dates, plans, twofactor
 from bot.auth import audit, current_staff, register_nav, require_role
 from bot.db import get_db, get_session, utcnow
 from bot.models import ROLE_LABELS, ROLES, AuditLog, StaffUser
@@ -418,8 +418,10 @@ def audit_log() -> str:
         .limit(AUDIT_PAGE_SIZE)
         .offset((page - 1) * AUDIT_PAGE_SIZE)
     ).all()
+    labels = auth.AUDIT_ACTION_LABELS
     return render_template(
-        "admin/audit.html", rows=rows, page=page, pages=pages, total=total, labels=auth.AUDIT_ACTION_LABELS
+        "admin/audit.html", rows=rows, page=page, pages=pages, total=total, labels=labels,
+        describe=lambda row: audit_text.describe(row, labels), cli_actor=auth.CLI_ACTOR,
     )
 
 
@@ -581,10 +583,8 @@ def cli_ensure_admin() -> None:
 
 
 def jst(value: dt.datetime | None) -> str:
-    """A timestamp as Japan time for staff, or a dash."""
-    if value is None:
-        return "—"
-    return value.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+    """A timestamp as Japan time for staff, in Japanese (「2026年11月4日 09:30」), or a dash."""
+    return dates.jst_datetime(value)
 
 
 def _csrf_exempt() -> bool:
@@ -616,6 +616,10 @@ def init_app(app: Flask) -> None:
     app.add_template_global(auth.nav_items, "nav_items")
     app.add_template_global(auth.role_label, "role_label")
     app.add_template_filter(jst, "jst")
+    app.add_template_filter(plans.source_html, "plan_source")
+    app.add_template_filter(plans.in_text_html, "plan_citations")
+    app.add_template_filter(plans.quotes_of, "plan_quote")
+    app.add_template_filter(dates.japanese_date, "japanese_date")
 
     @app.context_processor
     def _layout_context() -> dict[str, Any]:
