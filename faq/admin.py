@@ -20,8 +20,10 @@ from sqlalchemy import delete, select
 from werkzeug.wrappers import Response
 
 from bot import auth
+from bot.audit_text import register_audit_text
 from bot.auth import audit, current_staff, register_nav, require_role
 from bot.db import get_db, get_session, utcnow
+from bot.text import single_line
 from faq import importer, review, service, whatif, workbench
 from faq.kb import TITLE_MAX
 from faq.models import FaqEntry, FaqRevision, ImportDraft, ReviewDecision
@@ -38,6 +40,8 @@ DAYS_CHOICES = (7, 30, 90, 365)
 IMPORT_DRAFT_TTL = dt.timedelta(days=1)
 # Below this mean matcher score no suggestion is preselected: the cluster probably needs a new entry.
 SUGGESTION_MIN_SCORE = 0.3
+# The category select's 「＋ 新しいカテゴリを追加」: the name typed beside it is the new category.
+NEW_CATEGORY = "__new__"
 
 AUDIT_LABELS = {
     "faq_entry_create": "FAQ項目の作成",
@@ -50,6 +54,42 @@ AUDIT_LABELS = {
     "faq_reopen": "対象外の取り消し",
     "faq_import": "FAQの取り込み（CSV）",
     "faq_export": "FAQの書き出し（CSV）",
+}
+
+
+def _audit_fields(row: Any) -> str:
+    names = [workbench.FIELD_LABELS.get(name, name) for name in (row.detail or {}).get("fields", [])]
+    return f"（変更した項目: {'、'.join(names)}）" if names else ""
+
+
+def _audit_created(row: Any) -> str:
+    detail = row.detail or {}
+    where = f"未回答の質問 {detail['questions']:,} 件から" if detail.get("cluster") else ""
+    return f"{where}FAQ項目 {row.target} を作成（{'公開' if detail.get('published') else '非公開'}）"
+
+
+def _audit_import(row: Any) -> str:
+    d = row.detail or {}
+    resumed = "（中断していた取り込みを再開）" if d.get("resumed") else ""
+    return (f"FAQ を CSV「{row.target}」から取り込み（追加 {d['added']:,} 件・更新 {d['updated']:,} 件・"
+            f"変更なし {d['unchanged']:,} 件）{resumed}")
+
+
+# The FAQ actions of the audit log in sentences (bot.audit_text).
+AUDIT_TEXTS = {
+    "faq_entry_create": _audit_created,
+    "faq_entry_edit": lambda row: f"FAQ項目 {row.target} を編集{_audit_fields(row)}",
+    "faq_entry_publish": lambda row: f"FAQ項目 {row.target} を公開",
+    "faq_entry_unpublish": lambda row: f"FAQ項目 {row.target} を非公開に",
+    "faq_entry_revert": lambda row: (f"FAQ項目 {row.target} を履歴 #{row.detail['revision']} の"
+                                     f"{'変更前' if row.detail.get('which') == 'before' else '変更後'}の内容に戻す"),
+    "faq_attach": lambda row: (f"未回答の質問 {row.detail['questions']:,} 件を FAQ項目 {row.target} の言い換えに追加"
+                               f"（新しい言い換え {row.detail['added']:,} 件）"),
+    "faq_out_of_scope": lambda row: (f"未回答の質問 {row.detail['questions']:,} 件を対象外に"
+                                     + (f"（理由: {row.detail['reason']}）" if row.detail.get("reason") else "")),
+    "faq_reopen": lambda row: "対象外にした未回答の質問を確認待ちに戻す",
+    "faq_import": _audit_import,
+    "faq_export": lambda row: f"FAQ を CSV で書き出し（{'子育てオープンデータ協議会の形式' if row.target == 'kosodate' else 'このシステムの形式'}）",
 }
 
 
@@ -67,12 +107,39 @@ def _categories(rows: list[FaqEntry]) -> list[tuple[str, str]]:
     return [(c, service.CATEGORY_LABELS.get(c, c)) for c in ordered]
 
 
-def _draft_from_form(entry_id: str) -> EntryDraft:
+def _category_choices(rows: list[FaqEntry], also: str = "") -> list[tuple[str, str]]:
+    """Every category staff may choose, in Japanese: the shipped ones, then the city's own."""
+    present = {r.category for r in rows} | ({also} if also and also != NEW_CATEGORY else set())
+    ordered = list(service.CATEGORY_LABELS) + sorted(present - set(service.CATEGORY_LABELS))
+    return [(c, service.CATEGORY_LABELS.get(c, c)) for c in ordered]
+
+
+def _category_from_form(rows: list[FaqEntry]) -> tuple[str, list[str]]:
+    """The chosen category, or the new one typed beside 「＋ 新しいカテゴリを追加」 (with its errors).
+
+    A new name that is already a category's name (「証明書」) is that category; any other is stored
+    as it is typed and shows in the bot's category menu under that name once an entry of it is
+    published.
+    """
+    chosen = request.form.get("category", "").strip()
+    if chosen != NEW_CATEGORY:
+        return chosen, []
+    name = single_line(request.form.get("new_category", ""))
+    errors = workbench.new_category_errors(name)
+    if errors:
+        return NEW_CATEGORY, errors
+    for key, label in _category_choices(rows):
+        if name in (key, label):
+            return key, []
+    return name, []
+
+
+def _draft_from_form(entry_id: str, category: str) -> EntryDraft:
     """The form as a draft, normalised as it would be stored (a browser sends CRLF line breaks)."""
     form = request.form
     return EntryDraft(
         entry_id=entry_id.strip(),
-        category=form.get("category", "").strip(),
+        category=category,
         title=form.get("title", "").strip(),
         question=form.get("question", "").strip(),
         alternates=workbench.split_lines(form.get("alternates", "")),
@@ -154,7 +221,10 @@ def _entry_page(row: FaqEntry | None, draft: EntryDraft, *, status: int = 200, e
     revisions = workbench.history(session, _municipality(), row.entry_id) if row is not None else []
     return render_template(
         "faq/entry.html", row=row, draft=draft, errors=errors or [], report=report, overlaps=overlaps,
-        draft_overlaps=draft_overlaps, revisions=revisions, diff=workbench.diff, categories=_categories(rows),
+        draft_overlaps=draft_overlaps, revisions=revisions, diff=workbench.diff,
+        categories=_category_choices(rows, draft.category), new_category_value=NEW_CATEGORY,
+        new_category=request.form.get("new_category", "") if request.method == "POST" else "",
+        category_name_max=workbench.CATEGORY_NAME_MAX,
         version=version or (workbench.version_of(row) if row is not None else ""), cluster=cluster,
         action_labels=workbench.ACTION_LABELS, origin_labels=workbench.ORIGIN_LABELS, replay=_replay_defaults(),
         overlap_labels=workbench.OVERLAP_LABELS, changes=changes, source_labels=whatif.SOURCE_LABELS,
@@ -176,9 +246,10 @@ def entry_save(entry_id: str) -> Any:
     """Preview the effect of an edit (intent=preview) or save it."""
     session = get_session()
     row = _entry_or_404(entry_id)
-    draft = _draft_from_form(row.entry_id)
+    category, category_errors = _category_from_form(workbench.city_entries(session, _municipality()))
+    draft = _draft_from_form(row.entry_id, category)
     version = request.form.get("version", "")
-    errors = workbench.validate_draft(session, _municipality(), draft, is_new=False)
+    errors = category_errors + workbench.validate_draft(session, _municipality(), draft, is_new=False)
     if errors:
         return _entry_page(row, draft, status=400, errors=errors, version=version)
     changes = workbench.diff(workbench.snapshot(row), draft.snapshot())
@@ -252,9 +323,10 @@ def entry_new() -> Any:
 def entry_create() -> Any:
     """Preview or create a new entry (and close the cluster it came from)."""
     session = get_session()
-    draft = _draft_from_form(request.form.get("entry_id", ""))
+    category, category_errors = _category_from_form(workbench.city_entries(session, _municipality()))
+    draft = _draft_from_form(request.form.get("entry_id", ""), category)
     cluster = _cluster_by_key(request.form.get("cluster"))
-    errors = workbench.validate_draft(session, _municipality(), draft, is_new=True)
+    errors = category_errors + workbench.validate_draft(session, _municipality(), draft, is_new=True)
     if errors:
         return _entry_page(None, draft, status=400, errors=errors, cluster=cluster)
     extra = [p.text for p in cluster.phrasings] if cluster is not None else []
@@ -601,4 +673,6 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     register_nav("FAQ管理", "faq_admin.index", list(EDIT_ROLES), order=20)
     auth.AUDIT_ACTION_LABELS.update(AUDIT_LABELS)
+    for action, text in AUDIT_TEXTS.items():
+        register_audit_text(action, text)
 

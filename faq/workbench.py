@@ -64,6 +64,8 @@ ANSWER_LIMIT = ANSWER_MAX * 5
 PHRASE_MAX = 200  # one alternate or keyword
 LIST_MAX = 300  # alternates or keywords per entry
 CATEGORY_MAX = 64
+# A category staff add is named in Japanese; the name is the category menu's button on LINE.
+CATEGORY_NAME_MAX = TITLE_MAX
 QUESTION_MAX = 1000
 SOURCE_MAX = 1000
 
@@ -139,6 +141,21 @@ class EntryDraft:
         )
 
 
+def new_category_errors(name: str) -> list[str]:
+    """Japanese messages for the name of a category staff add (empty: it may be used)."""
+    if not name:
+        return ["新しいカテゴリの名前を入力してください。"]
+    errors = []
+    if len(name) > CATEGORY_NAME_MAX:
+        errors.append(f"新しいカテゴリの名前は{CATEGORY_NAME_MAX}文字以内にしてください（現在{len(name)}文字）。"
+                      "LINEの分類ボタンに表示されます。")
+    if any(ch.isspace() for ch in name):
+        errors.append("新しいカテゴリの名前に空白は使えません。")
+    if not any(ch.isalnum() for ch in name):
+        errors.append("新しいカテゴリの名前には文字か数字を入れてください。")
+    return errors
+
+
 def split_lines(text: str) -> tuple[str, ...]:
     """One item per line (also `|`-separated, as in the CSV), stripped, without duplicates."""
     seen: dict[str, None] = {}
@@ -195,7 +212,7 @@ def validate_draft(session: Session, municipality: str, draft: EntryDraft, *, is
     elif len(draft.title) > TITLE_MAX:
         errors.append(f"タイトルは{TITLE_MAX}文字以内にしてください（現在{len(draft.title)}文字）。LINEのボタンに表示されます。")
     if not draft.category:
-        errors.append("カテゴリを入力してください。")
+        errors.append("カテゴリを選んでください。")
     elif len(draft.category) > CATEGORY_MAX or any(ch.isspace() for ch in draft.category):
         errors.append(f"カテゴリは空白を含まない{CATEGORY_MAX}文字以内にしてください。")
     if not draft.question:

@@ -35,6 +35,7 @@ class _FormReader(HTMLParser):
         self._form: dict[str, Any] | None = None
         self._textarea: str | None = None
         self._text: list[str] = []
+        self._select: str | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
@@ -51,6 +52,12 @@ class _FormReader(HTMLParser):
                 self._form["fields"][a["name"]] = a.get("value", "").replace("\r", "").replace("\n", "")
         elif self._form is not None and tag == "textarea":
             self._textarea, self._text = a.get("name", ""), []
+        elif self._form is not None and tag == "select" and a.get("name"):
+            self._select = a["name"]
+        elif self._form is not None and tag == "option" and self._select is not None:
+            # A select sends its selected option, or its first one when none is marked.
+            if "selected" in a or self._select not in self._form["fields"]:
+                self._form["fields"][self._select] = a.get("value", "")
 
     def handle_data(self, data: str) -> None:
         if self._textarea is not None:
@@ -63,6 +70,8 @@ class _FormReader(HTMLParser):
             # Form submission normalises every line break to CRLF.
             self._form["fields"][self._textarea] = re.sub(r"\r\n|\r|\n", "\r\n", value)
             self._textarea = None
+        elif tag == "select":
+            self._select = None
         elif tag == "form":
             self._form = None
 

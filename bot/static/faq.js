@@ -32,6 +32,27 @@
     });
   });
 
+  // The category select's 「＋ 新しいカテゴリを追加」 shows the field for the new name (the field is
+  // shown to browsers without script, and its value is only used with that choice).
+  document.querySelectorAll("[data-shown-by]").forEach(function (field) {
+    var select = document.getElementById(field.getAttribute("data-shown-by"));
+    var value = field.getAttribute("data-shown-value");
+    if (!select) {
+      return;
+    }
+    function update() {
+      field.hidden = select.value !== value;
+      if (!field.hidden && document.activeElement === select) {
+        var input = field.querySelector("input");
+        if (input) {
+          input.focus();
+        }
+      }
+    }
+    select.addEventListener("change", update);
+    update();
+  });
+
   // Character counters (the title is shown on LINE buttons: 20 characters at most).
   document.querySelectorAll(".counter[data-for]").forEach(function (counter) {
     var input = document.getElementById(counter.getAttribute("data-for"));
