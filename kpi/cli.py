@@ -17,7 +17,7 @@ from kpi.definitions import KPIS
 from kpi.hooks import hooks
 from kpi.metrics import Month
 from kpi.report import MonthlyReport, build_report
-from kpi.service import record_friends_count
+from kpi.service import record_friends_count, with_stored_denominator
 
 kpi_cli = AppGroup("kpi", help="LINE-usage KPI: monthly reports, LINE's friends count, the city's KPI settings.")
 
@@ -41,7 +41,8 @@ def report_command(month_text: str | None, fmt: str, table_key: str | None, outp
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--month") from exc
     with get_db().session() as session:
-        report = build_report(session, city_config(), month, hooks(current_app), cache=month_cache())
+        city = with_stored_denominator(session, city_config())
+        report = build_report(session, city, month, hooks(current_app), cache=month_cache())
     if fmt == "html":
         if table_key:
             raise click.BadParameter("--table は CSV のときだけ指定できます。", param_hint="--table")
@@ -80,10 +81,12 @@ def record_friends_command(count: int, date_text: str, source: str) -> None:
 @kpi_cli.command("show-config")
 def show_config_command() -> None:
     """Show the city's KPI settings: plan, usage-rate denominator, targets and their sources."""
-    city = city_config()
+    with get_db().session() as session:
+        city = with_stored_denominator(session, city_config())
     click.echo(f"{city.name}（{city.municipality}） 計画: {city.plan} {city.plan_source}")
     if city.denominator is None:
-        click.echo("LINE利用率の分母: 未設定（KPI_CONFIG_FILE で value, basis, as_of, source を設定してください）")
+        click.echo("LINE利用率の分母: 未設定（管理者が KPI 画面の「LINE利用率の分母」で設定するか、"
+                   "KPI_CONFIG_FILE で value, basis, as_of, source を設定してください）")
     else:
         d = city.denominator
         click.echo(f"LINE利用率の分母: {d.basis} {d.value:,}（{d.as_of}、出典: {d.source}）")

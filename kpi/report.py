@@ -12,7 +12,8 @@ from typing import Any
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from bot import csvsafe
+from bot import csvsafe, plans
+from bot.dates import japanese_date, jst_datetime
 from kpi import charts
 from kpi.charts import Reference, Series
 from kpi.cities import CityKpiConfig, KpiPlan
@@ -144,6 +145,8 @@ def csv_cell(value: Any) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, Month):
+        return value.key  # 2026-10: sorts in a spreadsheet (the page shows 2026年10月)
     if isinstance(value, float):
         return f"{value:.2f}"
     if isinstance(value, dt.datetime):
@@ -152,8 +155,8 @@ def csv_cell(value: Any) -> str:
 
 
 def jst_text(moment: dt.datetime) -> str:
-    """A timestamp as Japan time."""
-    return moment.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+    """A timestamp as Japan time, in Japanese (「2026年10月15日 10:00」)."""
+    return jst_datetime(moment)
 
 
 def _call(what: str, function: Any, *args: Any) -> Any:
@@ -223,7 +226,7 @@ def _cards(report: MonthlyReport) -> list[KpiCard]:
         if kpi.id == "line_usage_rate":
             note = _rate_note(report)
         elif kpi.id == "friends" and current.friends_reported is not None:
-            note = f"LINE公式アカウントの集計値: {current.friends_reported:,}人（{current.friends_reported_on}）"
+            note = f"LINE公式アカウントの集計値: {current.friends_reported:,}人（{japanese_date(current.friends_reported_on)}）"
         elif kpi.id == "precision":
             note = f"評価 {current.direct_votes:,}件（はい {current.direct_helpful:,}件）"
         elif kpi.id == "notice_block_rate":
@@ -236,10 +239,11 @@ def _cards(report: MonthlyReport) -> list[KpiCard]:
 def _rate_note(report: MonthlyReport) -> str:
     denominator = report.city.denominator
     if denominator is None:
-        return "分母（人口または世帯数）が未設定のため算出できません（KPI_CONFIG_FILE で出典・時点とともに設定）。"
+        return ("分母（人口または世帯数）が未設定のため算出できません"
+                "（管理者が「利用状況（KPI）」画面の「LINE利用率の分母」で出典・時点とともに設定します）。")
     basis = "LINE公式アカウントの集計値" if report.figures.friends_reported is not None else "記録から算出した友だち数"
     return (f"{basis} {report.figures.friends_for_rate:,}人 ÷ {denominator.basis} {denominator.value:,}"
-            f"（{denominator.as_of}、出典: {denominator.source}）")
+            f"（{japanese_date(denominator.as_of)}時点、出典: {denominator.source}）")
 
 
 def _summary_table(report: MonthlyReport) -> Table:
@@ -269,7 +273,9 @@ def _rounded(value: float | int | None) -> float | int | None:
 
 
 def _source(city: CityKpiConfig, plan: KpiPlan) -> str:
-    return f"{city.plan} {plan.source}" if plan.source else ""
+    """Where the plan's figure is, in words: 「那須烏山市 DX推進計画 657〜658行」 (a source that cites no
+    plan line, such as a city's own document, as it is written)."""
+    return plans.source_text(plan.source) if plan.source else ""
 
 
 def _trend_table(report: MonthlyReport) -> Table:
@@ -279,7 +285,7 @@ def _trend_table(report: MonthlyReport) -> Table:
     rows = []
     for detail in report.history:
         f = detail.figures
-        rows.append((f.month.key, f.friends, f.friends_reported, f.new_friends, f.blocked, f.active_residents,
+        rows.append((f.month, f.friends, f.friends_reported, f.new_friends, f.blocked, f.active_residents,
                      f.line_usage_rate, f.questions, f.answered, f.clarified, f.unknown, f.answer_rate,
                      f.precision, f.direct_votes, f.notices_sent, f.notices_delivered, f.notice_block_rate))
     return Table("trend", f"月別推移（直近{len(rows)}か月）", columns, rows)
@@ -339,7 +345,7 @@ def _hours_table(report: MonthlyReport) -> Table:
 
 def _notices_table(report: MonthlyReport) -> Table:
     rows = [
-        (jst_text(n.sent_at), n.broadcast_id, n.title, n.recipients, n.delivered, n.blocks, n.block_rate)
+        (n.sent_at, n.broadcast_id, n.title, n.recipients, n.delivered, n.blocks, n.block_rate)
         for n in report.current.notices
     ]
     return Table("notices", "お知らせごとの配信とブロック",

@@ -352,7 +352,9 @@ def test_dashboard_shows_each_kpi_with_target_source_and_charts(viewer: FlaskCli
     card = re.search(r'data-kpi="line_usage_rate">(.*?)</section>', html, re.DOTALL)
     assert card
     assert "未設定" in card.group(1) and "80.0%（令和10年度）" in card.group(1) and "59.29%（令和5年度）" in card.group(1)
-    assert "seeds/000_350d113b5dec9d1f.txt:657-658" in card.group(1) and "那須烏山市DX推進計画" in card.group(1)
+    assert "那須烏山市 DX推進計画" in card.group(1) and "657〜658行" in card.group(1)
+    assert "現状（R5年度）：59.29% 目標（R10年度）：80.0%" in card.group(1)  # the plan's line, on hover
+    assert "seeds/" not in html and ".txt" not in html and "KPI_CONFIG_FILE" not in html
     new_friends = re.search(r'data-kpi="new_friends">.*?class="kpi-value">([^<]*)<', html, re.DOTALL)
     assert new_friends and new_friends.group(1) == "4人"
     precision = re.search(r'data-kpi="precision">.*?class="kpi-value">([^<]*)<', html, re.DOTALL)
@@ -403,7 +405,7 @@ def test_csv_downloads_hold_the_figures(viewer: FlaskClient, kpi_app: Flask) -> 
     assert body["notice_block_rate"]["当月"] == "33.33" and body["notices_delivered"]["当月"] == "6"
     rate = body["line_usage_rate"]
     assert rate["当月"] == "" and rate["目標"] == "80.0%" and rate["目標の時期"] == "令和10年度"
-    assert rate["計画の現状値"] == "59.29%" and "seeds/000_350d113b5dec9d1f.txt:657-658" in rate["出典"]
+    assert rate["計画の現状値"] == "59.29%" and rate["出典"] == "那須烏山市 DX推進計画 657〜658行"
     assert "分母" in rate["備考"] and body["friends"]["目標"] == "未設定"
 
     notices = read_csv(viewer.get("/admin/kpi/csv?month=2026-10&table=notices").get_data(as_text=True))
@@ -492,7 +494,8 @@ def test_report_cli_writes_csv_and_html(kpi_app: Flask, tmp_path: Path) -> None:
     assert html.startswith("<!doctype html>") and "那須烏山市 市公式LINE 利用状況 月次報告" in html
     assert "2026年10月" in html and "<style>" in html and "/static/" not in html  # stands alone
     assert html.count('class="kpi-chart"') >= 8 and "CSVダウンロード" not in html
-    assert "seeds/000_350d113b5dec9d1f.txt:657-658" in html and "目標 80.0%（令和10年度）" in html
+    assert "那須烏山市 DX推進計画 <span" in html and "657〜658行" in html and "目標 80.0%（令和10年度）" in html
+    assert "seeds/" not in html and "KPI_CONFIG_FILE" not in html
     assert "振り返り（PDCA）" in html
 
     target = tmp_path / "report.csv"
