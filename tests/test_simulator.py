@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +13,11 @@ import requests
 from flask import Flask
 
 from bot.sandbox.fake_line import FakeLinePlatform
+from bot.sandbox import simulator as simulator_module
 from bot.sandbox.simulator import SIMULATED_RESIDENTS, USER_ID_RE
 from tests.conftest import LiveServer, _empty_tables
+
+ROOT = Path(__file__).resolve().parent.parent
 
 RESIDENT = "U" + "5" * 32
 
@@ -112,7 +117,7 @@ def test_not_served_in_production(make_app: Callable[..., Flask]) -> None:
 def test_follow_greets_and_a_question_is_answered(simulator: Simulator, fake_line: FakeLinePlatform) -> None:
     followed = simulator.post("follow", {"user": RESIDENT})
     assert followed.status_code == 200, followed.text
-    assert followed.json() == {"ok": True, "botStatus": 200}
+    assert {k: v for k, v in followed.json().items() if k != "time"} == {"ok": True, "botStatus": 200}
     greeting = simulator.new_messages(RESIDENT)
     assert greeting[0]["type"] == "text"
     assert "友だち追加ありがとうございます" in greeting[0]["text"]
@@ -136,7 +141,7 @@ def test_postback_and_unfollow_reach_the_bot(simulator: Simulator, fake_line: Fa
     assert picked.status_code == 200, picked.text
     blocked = simulator.post("unfollow", {"user": RESIDENT})
     assert blocked.status_code == 200, blocked.text
-    assert blocked.json() == {"ok": True, "botStatus": 200}
+    assert {k: v for k, v in blocked.json().items() if k != "time"} == {"ok": True, "botStatus": 200}
 
 
 def test_messages_of_other_residents_are_not_mixed(simulator: Simulator) -> None:
@@ -144,7 +149,20 @@ def test_messages_of_other_residents_are_not_mixed(simulator: Simulator) -> None
     assert simulator.post("follow", {"user": RESIDENT}).status_code == 200
     simulator.new_messages(RESIDENT)
     answer = simulator.http.get(simulator.url + "/api/messages", params={"user": other, "since": 0}, timeout=10)
-    assert answer.json() == {"messages": [], "next": 0}
+    assert {k: v for k, v in answer.json().items() if k != "time"} == {"messages": [], "next": 0}
+
+
+def test_the_clock_beside_messages_is_the_servers_in_japan_time(simulator: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 00:05 UTC is 9:05 in Japan: whatever the browser's time zone, the page shows what the server sends.
+    monkeypatch.setattr(simulator_module, "utcnow", lambda: dt.datetime(2026, 12, 4, 0, 5, tzinfo=dt.UTC))
+    sent = simulator.post("send", {"user": RESIDENT, "text": "こんにちは"})
+    assert sent.status_code == 200 and sent.json()["time"] == "9:05"
+    polled = simulator.http.get(simulator.url + "/api/messages", params={"user": RESIDENT, "since": 0}, timeout=10)
+    assert polled.json()["time"] == "9:05"
+    monkeypatch.setattr(simulator_module, "utcnow", lambda: dt.datetime(2026, 12, 4, 15, 30, tzinfo=dt.UTC))
+    assert simulator.post("follow", {"user": RESIDENT}).json()["time"] == "0:30"  # past midnight in Japan
+    script = (ROOT / "bot" / "static" / "simulator.js").read_text(encoding="utf-8")
+    assert "getHours()" not in script and "toLocale" not in script  # the browser's zone is never asked
 
 
 def test_non_json_posts_are_refused(simulator_app: Flask) -> None:

@@ -3,6 +3,10 @@
 Development only. The page never calls the bot directly: every resident action goes to the fake
 platform's control API, which builds the webhook event, signs it and posts it to /callback exactly
 as LINE would; the bot's answers are read back from what the fake platform recorded.
+
+The time beside each message is the server's clock in Japan time (「9:05」), sent with every answer
+of the page's API: the browser's own clock and time zone (often UTC on a developer's machine) are
+never used, so the simulator agrees with the admin pages.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ from urllib.parse import urlsplit
 
 import requests
 from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+
+from bot.dates import jst_clock
+from bot.db import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +179,12 @@ def _post_event(kind: str, body: dict[str, Any]) -> Response:
     """Have the fake platform send one webhook event to the bot; report how the bot answered."""
     payload = _control("POST", f"/_fake/events/{kind}", json=body, timeout=CONTROL_TIMEOUT)
     status = payload.get("status") if isinstance(payload, dict) else None
-    return jsonify({"ok": status == 200, "botStatus": status})
+    return jsonify({"ok": status == 200, "botStatus": status, "time": now_text()})
+
+
+def now_text() -> str:
+    """The time of day in Japan as the chat shows it beside a message: 「9:05」."""
+    return jst_clock(utcnow())
 
 
 @bp.post("/api/send")
@@ -231,4 +243,4 @@ def messages() -> Response:
     following = payload.get("next") if isinstance(payload, dict) else None
     if not isinstance(found, list) or not isinstance(following, int):
         raise SimulatorError("疑似LINEプラットフォームの応答が不正です。")
-    return jsonify({"messages": found, "next": following})
+    return jsonify({"messages": found, "next": following, "time": now_text()})

@@ -210,9 +210,14 @@
     return typeof url === "string" && /^(https?:|data:image\/)/.test(url) ? url : "";
   }
 
-  function clock(ms) {
-    var d = new Date(ms || Date.now());
-    return d.getHours() + ":" + ("0" + d.getMinutes()).slice(-2);
+  /* The time shown beside a message is the server's, in Japan time ("9:05"), sent with every API
+     answer: the browser's clock and time zone are not used. Items kept from before carry only
+     their epoch milliseconds: those are turned into Japan time (UTC+9, no daylight saving). */
+  function clock(item) {
+    if (item.time) return item.time;
+    if (!item.at) return "";
+    var d = new Date(item.at + 9 * 3600 * 1000);
+    return d.getUTCHours() + ":" + ("0" + d.getUTCMinutes()).slice(-2);
   }
 
   // ---- transcript ----------------------------------------------------------------------------
@@ -237,7 +242,6 @@
   function addItem(userId, item) {
     var chat = chatOf(userId);
     item.id = nextItemId++;
-    item.at = item.at || Date.now();
     chat.items.push(item);
     persist(userId);
     if (userId === active) {
@@ -267,7 +271,7 @@
       var meta = div("meta");
       if (item.failed) meta.appendChild(span("failed", "送信できませんでした"));
       else if (item.pending) meta.appendChild(span("pending", "送信中…"));
-      meta.appendChild(span("time", clock(item.at)));
+      meta.appendChild(span("time", clock(item)));
       row.appendChild(meta);
       row.appendChild(richText(div("bubble me-bubble"), item.text));
     } else {
@@ -275,7 +279,7 @@
       row.appendChild(span("avatar", "市"));
       var content = renderMessage(item.message || {});
       row.appendChild(content);
-      row.appendChild(div("meta")).appendChild(span("time", clock(item.at)));
+      row.appendChild(div("meta")).appendChild(span("time", clock(item)));
     }
     row.setAttribute("data-item", String(item.id));
     return row;
@@ -637,7 +641,7 @@
     if (!text.trim()) return;
     var item = addItem(userId, { who: "me", text: text, pending: true });
     call("/send", { user: userId, text: text })
-      .then(function (data) { item.pending = false; refreshItem(userId, item); afterEvent(userId, data); })
+      .then(function (data) { item.pending = false; item.time = data.time; refreshItem(userId, item); afterEvent(userId, data); })
       .catch(function (err) {
         item.pending = false;
         item.failed = true;
@@ -653,7 +657,7 @@
     if (params) body.params = params;
     call("/postback", body)
       .then(function (result) {
-        if (item) { item.pending = false; refreshItem(userId, item); }
+        if (item) { item.pending = false; item.time = result.time; refreshItem(userId, item); }
         afterEvent(userId, result);
       })
       .catch(function (err) {
@@ -704,7 +708,7 @@
         chat.since = data.next;
         var fresh = data.messages || [];
         fresh.forEach(function (message) {
-          if (!chat.blocked) addItem(userId, { who: "bot", message: message });
+          if (!chat.blocked) addItem(userId, { who: "bot", message: message, time: data.time });
         });
         if (fresh.length) {
           if (userId !== active && !chat.blocked) chat.unread += fresh.length;
