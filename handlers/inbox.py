@@ -612,13 +612,13 @@ class InboxWorkers:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the threads (tests, shutdown). Events still queued stay claimed and are taken back later."""
         self._stop.set()
-        self.owner.alive(False)
         with self._mutex:
             self._work.notify_all()
             self._room.notify_all()
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+        self.owner.alive(False)  # only now: a batch still running here must not be taken back meanwhile
 
     def run_once(self, limit: int = 16) -> int:
         """Take back dead processes' claims, claim one batch and process it in the calling thread."""
@@ -630,6 +630,7 @@ class InboxWorkers:
     def _claim_for_insert(self) -> Claim | None:
         if self.thread_count <= 0 or self._stop.is_set():
             return None  # nobody here to process them: stored unclaimed for any worker to take
+        self.owner.alive(True)  # before the claim is visible: a neighbour's sweep must not take it back
         return Claim(uuid.uuid4().hex, str(self.owner), float(self.app.config["INBOX_LEASE_SECONDS"]))
 
     def _enqueue(self, rows: list[ClaimedEvent]) -> None:

@@ -211,3 +211,22 @@ def test_a_preparer_whose_query_fails_fails_only_its_event(make_app, fake_line, 
     expected = [DONE, FAILED, DONE, DONE]
     wait_until(lambda: [_statuses(worker)[e["webhookEventId"]] for e in events] == expected, 10, "batch finished")
     assert fake_line.delivered(users[1]) == []
+
+
+def test_events_claimed_before_the_threads_start_are_not_taken_back_by_a_neighbour(make_app, fake_line) -> None:
+    # This app stores its events claimed before its own threads have started (its first request
+    # starts them); a neighbour's sweep in the meantime must see a live owner, or the neighbour
+    # would answer them as well (the reply, then a push when the token is spent).
+    from handlers.inbox import reclaim_dead_claims
+
+    app = make_app()
+    inbox = app.extensions["inbox"]
+    users = _users(5)
+    events = [fake_line.text_event(u, "こんにちは") for u in users]
+    inbox.writer.store([_incoming(e) for e in events])  # claimed, not started yet
+    assert reclaim_dead_claims(get_db(app)) == 0
+    inbox.notify()
+    for user in users:
+        fake_line.wait_for_delivery(user, 1, timeout=10)
+    wait_until(lambda: set(_statuses(app).values()) == {DONE}, 10, "all done")
+    assert [d.kind for d in fake_line.deliveries] == ["reply"] * len(users)
