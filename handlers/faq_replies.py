@@ -12,6 +12,7 @@ from handlers.replies import postback_button, text
 # (measured in the simulator: tests/browser/test_chat_menu_browser.py), so one swipe shows the way on.
 CATEGORIES_PER_PAGE = 4
 MORE_CATEGORIES = "その他のカテゴリ"
+MORE_ENTRIES = "ほかの質問"
 CLARIFY_CHOICES = 3  # entries offered by 「もしかして」, numbered 1..3 (0 = 「どれでもない」)
 
 
@@ -108,12 +109,20 @@ def help_messages(reply: FaqReply) -> list[dict[str, Any]]:
     )]
 
 
-def entry_list_messages(entries: list[EntryView], label: str) -> list[dict[str, Any]]:
-    """The entries of one category as buttons."""
+def entry_list_messages(entries: list[EntryView], label: str, category: str = "", page: int = 0) -> list[dict[str, Any]]:
+    """One page of a category's entries as buttons (as many per page as the category menu, so the
+    row fits a phone), then 「ほかの質問」 to the next page: every entry is reachable, none dropped."""
     if not entries:
         return [text("この分類の質問はまだありません。")]
-    buttons = [postback_button(e.title, {"a": "show", "t": e.entry_id}, e.title) for e in entries[:13]]
-    return [text(f"「{label}」のよくある質問です。知りたいものを選んでください。", buttons)]
+    pages = category_pages(len(entries))
+    start = page * CATEGORIES_PER_PAGE
+    buttons = [postback_button(e.title, {"a": "show", "t": e.entry_id}, e.title)
+               for e in entries[start : start + CATEGORIES_PER_PAGE]]
+    where = ""
+    if pages > 1:
+        buttons.append(postback_button(MORE_ENTRIES, {"a": "cat", "c": category, "p": (page + 1) % pages}, MORE_ENTRIES))
+        where = f"（{page + 1}/{pages}）"
+    return [text(f"「{label}」のよくある質問です{where}。知りたいものを選んでください。", buttons)]
 
 
 SMALLTALK_TEXT = {

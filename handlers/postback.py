@@ -50,7 +50,12 @@ def _category(ctx: EventContext, data: dict[str, Any], resident_id: int | None) 
     if not isinstance(category, str) or category not in labels:
         ctx.reply(text(STALE))
         return
-    ctx.reply(*entry_list_messages(service.entries_in_category(ctx.session, ctx.config["MUNICIPALITY"], category), labels[category]))
+    entries = service.entries_in_category(ctx.session, ctx.config["MUNICIPALITY"], category)
+    page = data.get("p", 0)
+    if not isinstance(page, int) or isinstance(page, bool) or not 0 <= page < category_pages(len(entries)):
+        ctx.reply(text(STALE))
+        return
+    ctx.reply(*entry_list_messages(entries, labels[category], category, page))
 
 
 def _show(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:

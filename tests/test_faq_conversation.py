@@ -232,3 +232,27 @@ def test_edits_reach_the_bot_at_once_here_and_within_a_second_from_other_process
                   .values(answer="【再改訂】コンビニで取れます。", updated_at=utcnow()))
     answer, _ask = resident.says("戸籍謄本をコンビニで取りたいのですが", expect=2)
     assert answer["text"].startswith("【再改訂】")
+
+
+def test_a_category_lists_every_entry_page_by_page(kb_app, fake_line) -> None:
+    app = kb_app()
+    with get_db(app).session() as s:
+        cats = service.categories(s, "joso")
+        category, label = max(cats, key=lambda c: len(service.entries_in_category(s, "joso", c[0])))
+        titles = [e.title for e in service.entries_in_category(s, "joso", category)]
+    assert len(titles) > CATEGORIES_PER_PAGE
+    resident = chat_with(app, fake_line)
+    (menu,) = resident.says("メニュー")
+    page_buttons = buttons(menu)
+    while not any(b["label"] == label for b in page_buttons):  # find the category on the menu's pages
+        (menu,) = resident.taps(page_buttons[-1]["data"])
+        page_buttons = buttons(menu)
+    (listing,) = resident.taps(next(b for b in page_buttons if b["label"] == label)["data"])
+    seen: list[str] = []
+    for _ in range(-(-len(titles) // CATEGORIES_PER_PAGE)):
+        labels = [b["label"] for b in buttons(listing)]
+        assert labels[-1] == "ほかの質問" and len(labels) <= CATEGORIES_PER_PAGE + 1
+        seen += labels[:-1]
+        (listing,) = resident.taps(buttons(listing)[-1]["data"])
+    assert seen == [t[:20] for t in titles]  # every entry once (labels are cut at LINE's 20 characters)
+    assert "（1/" in listing["text"]  # after the last page, the first again
