@@ -258,7 +258,7 @@ def test_the_operator_releases_a_held_occurrence_at_the_cli(app: Flask, fake_lin
 def test_the_guide_shows_the_commands_that_release_a_held_occurrence(app: Flask, fake_line: FakeLinePlatform) -> None:
     """docs/staff-guide-notices.md: `show` and `release` as shown there, for a notice that is held."""
     guide = (ROOT / "docs" / "staff-guide-notices.md").read_text(encoding="utf-8")
-    commands = re.findall(r"^\.venv/bin/flask --app wsgi (broadcast (?:show|release) .*)$", guide, flags=re.M)
+    commands = re.findall(r"^bin/flask (broadcast (?:show|release) .*)$", guide, flags=re.M)
     assert [c.split()[1] for c in commands] == ["show", "release"]
     few = add_residents(app, 3, age_band="80代以上")
     notice = schedule_notice(app, "敬老会のご案内", rule=SegmentRule.from_dict({"age_bands": {"include": ["80代以上"]}}))
