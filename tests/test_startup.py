@@ -46,3 +46,18 @@ def test_a_setting_of_the_wrong_type_is_named_too() -> None:
     assert "Traceback" not in result.stderr
     (line,) = error_lines(result.stderr)
     assert "INBOX_BATCH_SIZE='many'" in line
+
+
+def test_gunicorns_entry_point_reads_dot_env_like_the_flask_cli(tmp_path) -> None:
+    """`.env` gives the web the same settings as bin/flask (a city set there is the city served)."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / ".env").write_text("MUNICIPALITY=joso\n", encoding="utf-8")
+    code = "import sys; sys.path.insert(0, %r); import wsgi; print(wsgi.app.config['MUNICIPALITY'])" % str(root)
+    env = {k: v for k, v in os.environ.items() if k != "MUNICIPALITY"}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}", APP_ENV="development")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "joso"
