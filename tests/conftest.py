@@ -3,6 +3,7 @@ and a signed-webhook helper so tests read like conversations."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -191,6 +192,19 @@ class LiveServer:
     def stop(self) -> None:
         """Shut the server down."""
         self.server.shutdown()
+
+
+@contextlib.contextmanager
+def webhook_served(app: Flask, fake: FakeLinePlatform) -> Iterator[str]:
+    """The app over HTTP with the fake platform's webhooks pointed at it (simulator, browser tests); yields its URL."""
+    server = LiveServer(app)
+    previous = fake.webhook_url
+    fake.webhook_url = server.url + "/callback"
+    try:
+        yield server.url
+    finally:
+        fake.webhook_url = previous
+        server.stop()
 
 
 @pytest.fixture

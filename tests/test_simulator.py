@@ -15,7 +15,7 @@ from flask import Flask
 from bot.sandbox.fake_line import FakeLinePlatform
 from bot.sandbox import simulator as simulator_module
 from bot.sandbox.simulator import SIMULATED_RESIDENTS, USER_ID_RE
-from tests.conftest import LiveServer, _empty_tables
+from tests.conftest import _empty_tables, webhook_served
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,12 +63,8 @@ def simulator_app(make_app: Callable[..., Flask], fake_line_server: Any) -> Flas
 @pytest.fixture
 def simulator(simulator_app: Flask, fake_line: FakeLinePlatform) -> Iterator[Simulator]:
     """The simulator served over HTTP, with the fake platform posting its webhooks to this app."""
-    server = LiveServer(simulator_app)
-    previous = fake_line.webhook_url
-    fake_line.webhook_url = server.url + "/callback"
-    yield Simulator(server.url)
-    fake_line.webhook_url = previous
-    server.stop()
+    with webhook_served(simulator_app, fake_line) as url:
+        yield Simulator(url)
 
 
 def test_page_is_served_in_development_in_japanese(simulator_app: Flask) -> None:

@@ -16,7 +16,7 @@ from bot.sandbox.fake_line import FakeLinePlatform
 from faq import service
 from faq.store import load_repo_kb
 from handlers.faq_replies import MORE_CATEGORIES
-from tests.conftest import LiveServer
+from tests.conftest import webhook_served
 
 pytestmark = pytest.mark.browser
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
@@ -39,12 +39,8 @@ def simulator(make_app: Callable[..., Flask], fake_line_server: Any,
         load_repo_kb(session, "joso")
     with get_db(app).session() as session:
         labels = [label for _, label in service.categories(session, "joso")]
-    server = LiveServer(app)
-    previous = fake_line.webhook_url
-    fake_line.webhook_url = server.url + "/callback"
-    yield server.url + "/simulator", labels
-    fake_line.webhook_url = previous
-    server.stop()
+    with webhook_served(app, fake_line) as url:
+        yield url + "/simulator", labels
 
 
 def _row(browser: Any) -> dict[str, Any]:

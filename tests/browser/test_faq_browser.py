@@ -19,7 +19,7 @@ from bot.sandbox.fake_line import FakeLinePlatform
 from faq.models import FaqEntry, FaqRevision
 from faq.store import load_repo_kb
 from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
-from tests.conftest import LiveServer
+from tests.conftest import webhook_served
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
 
@@ -49,12 +49,8 @@ def site(make_app: Callable[..., Flask], fake_line_server: Any, fake_line: FakeL
         load_repo_kb(session, CITY)
         auth.create_user(session, "yamada", FAQ_PASSWORD, "faq")
         auth.create_user(session, "tanaka", VIEWER_PASSWORD, "viewer")
-    server = LiveServer(app)
-    previous = fake_line.webhook_url
-    fake_line.webhook_url = server.url + "/callback"
-    yield app, server.url
-    fake_line.webhook_url = previous
-    server.stop()
+    with webhook_served(app, fake_line) as url:
+        yield app, url
 
 
 def _wait(browser: Any) -> WebDriverWait:

@@ -16,7 +16,7 @@ from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from bot.sandbox.simulator import SIMULATED_RESIDENTS
 from segments.service import get_resident
-from tests.conftest import LiveServer, _empty_tables
+from tests.conftest import _empty_tables, webhook_served
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -132,12 +132,8 @@ def simulator_app(make_app: Callable[..., Flask], fake_line_server: Any) -> Flas
 @pytest.fixture
 def simulator_url(simulator_app: Flask, fake_line: FakeLinePlatform) -> Iterator[str]:
     """The simulator page over HTTP; the fake platform posts its webhooks to this app."""
-    server = LiveServer(simulator_app)
-    previous = fake_line.webhook_url
-    fake_line.webhook_url = server.url + "/callback"
-    yield server.url + "/simulator"
-    fake_line.webhook_url = previous
-    server.stop()
+    with webhook_served(simulator_app, fake_line) as url:
+        yield url + "/simulator"
 
 
 def _open(chrome: Any, url: str) -> WebDriverWait:

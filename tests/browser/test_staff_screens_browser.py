@@ -17,7 +17,7 @@ from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from faq.store import load_repo_kb
 from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, screenshot
-from tests.conftest import LiveServer
+from tests.conftest import webhook_served
 from tests.test_kpi import add_events
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
@@ -46,12 +46,8 @@ def site(make_app: Callable[..., Flask], fake_line_server: Any, fake_line: FakeL
         load_repo_kb(session, CITY)
         auth.create_user(session, "yamada", FAQ_PASSWORD, "faq")
         auth.create_user(session, "kanri", ADMIN_PASSWORD, "admin")
-    server = LiveServer(app)
-    previous = fake_line.webhook_url
-    fake_line.webhook_url = server.url + "/callback"
-    yield app, server.url
-    fake_line.webhook_url = previous
-    server.stop()
+    with webhook_served(app, fake_line) as url:
+        yield app, url
 
 
 def _wait(browser: Any) -> WebDriverWait:

@@ -22,7 +22,7 @@ from bot.sandbox.fake_line import FakeLinePlatform
 from faq.models import FaqEntry
 from faq.store import load_repo_kb
 from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, screenshot
-from tests.conftest import Chat, LiveServer
+from tests.conftest import Chat, webhook_served
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
 
@@ -70,12 +70,8 @@ def site(make_app: Callable[..., Flask], fake_line_server: Any, fake_line: FakeL
                    FAQ_WHATIF_RECENT=50)
     with get_db(app).session() as session:
         load_repo_kb(session, CITY)
-    server = LiveServer(app)
-    previous = fake_line.webhook_url
-    fake_line.webhook_url = server.url + "/callback"
-    yield app, server.url
-    fake_line.webhook_url = previous
-    server.stop()
+    with webhook_served(app, fake_line) as url:
+        yield app, url
 
 
 def _add_user(app: Flask, username: str, role: str) -> None:
