@@ -13,9 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
 
-from bot import auth
 from bot.config import ConfigError, load_config
 from bot.db import get_db, utcnow
 from bot.sandbox.fake_line import FakeLinePlatform
@@ -23,23 +21,12 @@ from broadcast.models import Broadcast
 from broadcast.schedule import JST, Schedule
 from segments.rules import SegmentRule, save_segment
 from segments.vocab import areas_for, interests_to_mask
-from tests.test_admin import PASSWORD, csrf_token, login, make_user
+from tests.test_admin import csrf_token
 from tests.test_broadcast import add_residents, deliveries_per_user, report, run_dispatcher
+from tests.test_broadcast_floor import fast_hashing, staff  # noqa: F401 - fast_hashing is an autouse fixture
 
 NOBODY = "対象が0人のため確定できません"
 BELOW = "対象が10人未満のため確定できません"
-
-
-@pytest.fixture(autouse=True)
-def fast_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(auth, "hash_password", lambda password: generate_password_hash(password, "pbkdf2:sha256:1000"))
-
-
-def staff(app: Flask, role: str) -> FlaskClient:
-    client = app.test_client()
-    make_user(app, f"staff-{role}", role)
-    assert login(client, f"staff-{role}", PASSWORD).status_code == 302
-    return client
 
 
 def compose(client: FlaskClient, step: str = "confirm", **fields: Any) -> Any:
