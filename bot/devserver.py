@@ -101,7 +101,7 @@ def supervise(procs: dict[str, subprocess.Popen[bytes]], stop: Stop, ready_urls:
         while not stop:
             gone = ended()
             if gone is not None:
-                time.sleep(0.5)  # a Ctrl-C reaches the processes too: the signal may be on its way here
+                time.sleep(0.5)  # a stop may be on its way here (the signal reached us as the process ended)
                 if stop:
                     break
                 print(f"{gone[0]}が終了しました（終了コード {gone[1]}）。ほかのプロセスも停止します。", file=sys.stderr, flush=True)
@@ -155,21 +155,24 @@ def main() -> int:
     if not created:
         print("初期管理者を確認できませんでした。上のメッセージを確認してください。", file=sys.stderr, flush=True)
         return 1
+    # Each in its own session: a terminal's Ctrl-C reaches only this supervisor, which then stops
+    # them with SIGTERM (a Ctrl-C landing in a child still importing printed a traceback).
     procs = {
         "疑似LINEプラットフォーム": subprocess.Popen(
             [python, "-m", "bot.sandbox.fake_line", "--host", "127.0.0.1", "--port", str(fake_port),
              "--channel-secret", env["LINE_CHANNEL_SECRET"], "--webhook-url", f"{bot_url}/callback"],
-            cwd=ROOT, env=env,
+            cwd=ROOT, env=env, start_new_session=True,
         ),
         "ボット（gunicorn）": subprocess.Popen(
             [python, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"{host}:{port}", "wsgi:app"],
-            cwd=ROOT, env=env,
+            cwd=ROOT, env=env, start_new_session=True,
         ),
     }
     scheduler = ROOT / "broadcast" / "cli.py"
     if scheduler.exists():
         procs["配信プロセス"] = subprocess.Popen(
-            [python, "-m", "flask", "--app", "wsgi", "broadcast", "run-scheduler"], cwd=ROOT, env=env)
+            [python, "-m", "flask", "--app", "wsgi", "broadcast", "run-scheduler"], cwd=ROOT, env=env,
+            start_new_session=True)
     banner = (
         "\n================================================================\n"
         f" トップページ       : {bot_url}/\n"
