@@ -666,7 +666,8 @@ class InboxWorkers:
                     if self.run_once(limit) == limit:
                         self._retry_due(0.0)  # more may be waiting
                 except Exception:  # noqa: BLE001 - e.g. the database restarting: keep the thread alive
-                    log.exception("inbox worker sweep failed; retrying")
+                    log.exception("inbox worker sweep failed; retrying in 1 s")
+                    self._retry_due(1.0)  # e.g. a neighbour held the SQLite write lock: not a whole poll interval
                 continue
             try:
                 self.processor.process_batch(batch)

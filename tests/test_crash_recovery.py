@@ -18,8 +18,9 @@ from pathlib import Path
 import requests
 from sqlalchemy import func, select
 
-from bot.db import get_db
+from bot.db import get_db, utcnow
 from handlers.models import DONE, PROCESSING, InboxEvent
+from handlers.owner import is_dead
 from tests.conftest import CHANNEL_SECRET, ROOT, wait_until
 
 WORKERS = 2
@@ -49,6 +50,15 @@ def _healthy(url: str) -> bool:
         return requests.get(f"{url}/healthz", timeout=1).status_code == 200
     except requests.RequestException:
         return False
+
+
+def _held(app) -> list[str]:  # type: ignore[no-untyped-def]
+    """Who holds the events still processing, for the failure message: owner, dead or alive, lease left."""
+    with get_db(app).read_session() as session:
+        rows = session.execute(select(InboxEvent.claim_owner, InboxEvent.lease_until, InboxEvent.attempts).where(InboxEvent.status == PROCESSING)).all()
+    now = utcnow().replace(tzinfo=None)
+    return [f"{owner} dead={is_dead(owner)} lease_left={(lease.replace(tzinfo=None) - now).total_seconds():.1f}s "
+            f"attempts={attempts}" for owner, lease, attempts in rows]
 
 
 def _statuses(app) -> Counter:  # type: ignore[no-untyped-def]
@@ -105,7 +115,7 @@ def test_events_held_by_killed_workers_are_answered_at_once_by_reply(make_app, f
         took = time.monotonic() - up
         assert answered() == HELD, (
             f"{answered()} of {HELD} held events answered within {RECOVERY_SECONDS:.0f} s of the respawned workers "
-            f"being up; inbox rows: {dict(_statuses(app))}")
+            f"being up; inbox rows: {dict(_statuses(app))}; held: {_held(app)}")
         wait_until(lambda: _statuses(app) == Counter({DONE: HELD}), 5, "every event done")
         time.sleep(0.5)  # a second answer would show up now
         assert Counter(d.to[0] for d in fake_line.deliveries) == Counter(users), "each event answered exactly once"
