@@ -44,6 +44,31 @@ class FaqEntry(Base):
         return self.entry_id
 
 
+class FaqTranslation(Base):
+    """A translation of one entry (`faq_entries.id`) into a resident language (bot.i18n codes but "ja").
+
+    Loaded from faq/kb/translations/<lang>.yaml and faq/kb/cities/<code>/translations/<lang>.yaml by
+    `flask faq load` (faq.translations); `follows` is the Japanese entry's reviewed_at the
+    translation was written from (older than the entry's = stale). Staff-edited rows are kept by
+    `faq load`. `answer` is "" when the translation may not answer for this city (the city replaced
+    the Japanese answer and gave no translation of its own): title and alternates still match.
+    """
+
+    __tablename__ = "faq_translations"
+    __table_args__ = (UniqueConstraint("entry_id", "language", name="uq_faq_translations_entry_id_language"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("faq_entries.id", ondelete="CASCADE"))
+    language: Mapped[str] = mapped_column(String(8))
+    title: Mapped[str] = mapped_column(String(40))
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    alternates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    follows: Mapped[dt.date | None] = mapped_column(Date)
+    is_staff_edited: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class QuestionLog(Base):
     """A resident's question as staff may see it: masked text, the decision, the feedback."""
 

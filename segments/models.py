@@ -31,6 +31,9 @@ class Resident(Base):
     # One bit per interest (segments.vocab.INTERESTS): segment rules filter with bitwise AND in SQL.
     interests_mask: Mapped[int] = mapped_column(default=0)
     is_notices_enabled: Mapped[bool] = mapped_column(default=True)
+    # The language the resident chose for the bot's messages (bot.i18n codes: "en", "ja-easy", ...);
+    # None = not chosen = Japanese. Declared with consent and removed like the other attributes.
+    language: Mapped[str | None] = mapped_column(String(8))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
