@@ -90,6 +90,10 @@ class QuestionLog(Base):
     is_helpful: Mapped[bool | None] = mapped_column()
     # After 「もしかして」: the entry the resident chose ("" = 「どれでもない」) — a labelled example.
     chosen_topic: Mapped[str | None] = mapped_column(String(128))
+    # Where it was asked: "line" or "web" (the homepage chat, webchat/).
+    channel: Mapped[str] = mapped_column(String(8), default="line", server_default="line")
+    # Web only: a hash of the anonymous chat session, so only that browser's buttons change this row.
+    web_session: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class FaqRevision(Base):

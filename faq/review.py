@@ -39,6 +39,8 @@ from faq.normalize import clean, normalize, token_parts
 log = logging.getLogger(__name__)
 
 REASON_LABELS = {"unknown": "回答できなかった", "not_helpful": "「役に立たなかった」", "none_of_these": "「どれでもない」"}
+# Where questions were asked (faq_question_log.channel).
+CHANNEL_LABELS = {"line": "LINE", "web": "ホームページ"}
 KIND_LABELS = {"out_of_scope": "対象外", "attached": "既存の項目に追加", "created": "新しい項目を作成"}
 DEFAULT_DAYS = 90
 MAX_ROWS = 5000  # newest unanswered questions considered per review
@@ -69,6 +71,7 @@ class Phrasing:
     reasons: Counter[str] = field(default_factory=Counter)
     answered: Counter[str] = field(default_factory=Counter)  # entries that were answered but did not help
     forms: Counter[str] = field(default_factory=Counter)
+    channels: Counter[str] = field(default_factory=Counter)  # "line" / "web" -> questions
 
 
 @dataclass
@@ -122,6 +125,15 @@ class Cluster:
         for p in self.phrasings:
             total.update(p.answered)
         return total
+
+    @property
+    def channel_counts(self) -> list[tuple[str, str, int]]:
+        """(channel, its Japanese name, questions) for the channels its questions came from, LINE first."""
+        total: Counter[str] = Counter()
+        for p in self.phrasings:
+            total.update(p.channels)
+        order = list(CHANNEL_LABELS) + sorted(set(total) - set(CHANNEL_LABELS))
+        return [(ch, CHANNEL_LABELS.get(ch, ch), total[ch]) for ch in order if total[ch]]
 
     def examples(self, n: int = 5) -> list[Phrasing]:
         """The most asked phrasings."""
@@ -324,7 +336,7 @@ def unanswered_phrasings(session: Session, municipality: str, since: dt.datetime
     marked = exists(select(ReviewMark.log_id).where(ReviewMark.log_id == QuestionLog.id))
     rows = session.execute(
         select(QuestionLog.id, QuestionLog.asked_at, QuestionLog.masked_text, QuestionLog.decision,
-               QuestionLog.topic, QuestionLog.is_helpful, QuestionLog.chosen_topic)
+               QuestionLog.topic, QuestionLog.is_helpful, QuestionLog.chosen_topic, QuestionLog.channel)
         .where(
             QuestionLog.municipality == municipality,
             QuestionLog.asked_at >= since,
@@ -345,6 +357,7 @@ def unanswered_phrasings(session: Session, municipality: str, since: dt.datetime
         p.count += 1
         p.log_ids.append(row.id)
         p.forms[row.masked_text] += 1
+        p.channels[row.channel or "line"] += 1
         p.first_seen = row.asked_at if p.first_seen is None else min(p.first_seen, row.asked_at)
         p.last_seen = row.asked_at if p.last_seen is None else max(p.last_seen, row.asked_at)
         reason = reason_of(row.decision, row.is_helpful, row.chosen_topic)

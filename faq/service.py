@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import ROOT
 from bot.db import utcnow
-from faq import importer
+from faq import importer, index_builder
 from faq.directory import Directory, current_directory, repo_directory
 from faq.freshness import StampedCache
 from faq.kb import KBEntry, city_places
@@ -177,6 +177,9 @@ def _published_stamp(session: Session, municipality: str) -> tuple[Any, ...] | N
     ).one())
 
 
+# Above this many entries the index is built by one low-priority process per host and loaded by every
+# worker from its file (faq.index_builder), instead of by each worker beside its residents' answering.
+SHARED_BUILD_ENTRIES = 2_000
 # Indexes by content, so identical knowledge bases (several test databases, a revert) share one.
 _BY_CONTENT: dict[str, tuple[MatcherIndex, dict[str, KBEntry]]] = {}
 # Old versions kept beyond the newest: at most 8, and not more entries than this in all (a large
@@ -193,7 +196,11 @@ def _build_index(session: Session, municipality: str) -> tuple[MatcherIndex, dic
     entries = [to_kb_entry(r) for r in rows]
     content = _content_key(entries)
     if content not in _BY_CONTENT:
-        index = MatcherIndex.build(entries, cache_dir=EMBEDDING_CACHE_DIR, place_names_known=_place_names(municipality))
+        build_args = {"cache_dir": EMBEDDING_CACHE_DIR, "place_names_known": _place_names(municipality)}
+        if len(entries) > SHARED_BUILD_ENTRIES:  # one low-priority builder process per host (faq.index_builder)
+            index = index_builder.build_shared(content, entries, **build_args)
+        else:
+            index = MatcherIndex.build(entries, **build_args)
         _BY_CONTENT[content] = (index, {e.id: e for e in entries})
         log.info("FAQ index built: municipality=%s entries=%d", municipality, len(entries))
         if not entries:
@@ -314,8 +321,10 @@ _INSERT_QUESTION_LOG = insert(QuestionLog.__table__).returning(QuestionLog.__tab
 
 
 def answer_question(session: Session, text: str, config: dict[str, Any], resident_id: int | None = None,
-                    prepared: PreparedAnswer | None = None) -> FaqReply:
-    """Decide how to answer a resident's text and log it (masked) for staff."""
+                    prepared: PreparedAnswer | None = None, *, channel: str = "line",
+                    web_session: str | None = None) -> FaqReply:
+    """Decide how to answer a resident's text and log it (masked) for staff, with the channel it
+    came from ("line", or "web" with the homepage chat's session hash instead of a resident)."""
     municipality = config["MUNICIPALITY"]
     directory = current_directory(session, municipality)
     city_name, contact = directory.city_name, directory.main_text()
@@ -343,6 +352,8 @@ def answer_question(session: Session, text: str, config: dict[str, Any], residen
                 "score": float(decision.score),
                 "candidates": [{"topic": c.entry_id, "score": c.score} for c in decision.candidates],
                 "resident_id": resident_id,
+                "channel": channel,
+                "web_session": web_session,
             },
         ).scalar_one()
     cats = categories(session, municipality) if decision.kind == "unknown" else ()
@@ -352,25 +363,32 @@ def answer_question(session: Session, text: str, config: dict[str, Any], residen
     )
 
 
-def _own_log(session: Session, log_id: Any, resident_id: int | None) -> QuestionLog | None:
-    if not isinstance(log_id, int) or resident_id is None:
+def _own_log(session: Session, log_id: Any, resident_id: int | None, web_session: str | None = None) -> QuestionLog | None:
+    if not isinstance(log_id, int) or isinstance(log_id, bool) or (resident_id is None and not web_session):
         return None
     row = session.get(QuestionLog, log_id)
-    return row if row is not None and row.resident_id == resident_id else None
+    if row is None:
+        return None
+    if web_session:
+        return row if row.channel == "web" and row.web_session == web_session else None
+    return row if row.resident_id == resident_id else None
 
 
-def record_feedback(session: Session, log_id: Any, resident_id: int | None, helpful: bool) -> bool:
-    """Store 「役に立ちましたか？」; False when the row is not this resident's (stale or forged)."""
-    row = _own_log(session, log_id, resident_id)
+def record_feedback(session: Session, log_id: Any, resident_id: int | None, helpful: bool, *,
+                    web_session: str | None = None) -> bool:
+    """Store 「役に立ちましたか？」; False when the row is not this resident's (or web session's):
+    stale or forged."""
+    row = _own_log(session, log_id, resident_id, web_session)
     if row is None or row.decision not in ("answer", "clarify"):
         return False
     row.is_helpful = helpful
     return True
 
 
-def record_choice(session: Session, log_id: Any, resident_id: int | None, entry_id: str | None) -> bool:
+def record_choice(session: Session, log_id: Any, resident_id: int | None, entry_id: str | None, *,
+                  web_session: str | None = None) -> bool:
     """Store the entry chosen after 「もしかして」 ("" for 「どれでもない」) as a labelled example."""
-    row = _own_log(session, log_id, resident_id)
+    row = _own_log(session, log_id, resident_id, web_session)
     if row is None or row.decision != "clarify":
         return False
     offered = {c.get("topic") for c in row.candidates or []}
