@@ -28,6 +28,7 @@ from linebot.v3.messaging import (
     MessagingApiBlob,
     RichMenuRequest,
     ShowLoadingAnimationRequest,
+    TestWebhookEndpointRequest,
 )
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,11 @@ def _error_message(body: Any) -> str:
     return message[:300]
 
 
+def _plain(model: Any) -> dict[str, Any]:
+    """An SDK response model as LINE's JSON (camelCase keys, enums and dates as strings)."""
+    return json.loads(model.to_json())  # type: ignore[no-any-return]
+
+
 class LineGateway:
     """Reply, push, multicast, profiles, loading animation and rich menus through the SDK."""
 
@@ -114,10 +120,11 @@ class LineGateway:
         conf.retries = False  # no hidden SDK/urllib3 retries: a retry must reuse the retry key
         return conf
 
-    def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run one SDK call with the timeout, mapping failures to LineError subclasses."""
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, timeout_: float | None = None, **kwargs: Any) -> T:
+        """Run one SDK call with the timeout (or `timeout_`), mapping failures to LineError subclasses."""
+        timeout = timeout_ or self.timeout
         try:
-            return fn(*args, _request_timeout=self.timeout, **kwargs)
+            return fn(*args, _request_timeout=timeout, **kwargs)
         except ApiException as exc:
             status = exc.status
             request_id = _header(exc.headers, "x-line-request-id")
@@ -131,7 +138,7 @@ class LineGateway:
             # Checked first: urllib3 makes it a subclass of ConnectTimeoutError, but nothing was sent.
             raise LineServerError(f"LINE {what} connection failed", None, None) from exc
         except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
-            raise LineTimeout(f"LINE {what} timed out after {self.timeout}s", None, None) from exc
+            raise LineTimeout(f"LINE {what} timed out after {timeout}s", None, None) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise LineServerError(f"LINE {what} connection failed: {type(exc).__name__}", None, None) from exc
 
@@ -213,6 +220,34 @@ class LineGateway:
     def delete_rich_menu(self, rich_menu_id: str) -> None:
         """Delete a rich menu."""
         self._call("delete_rich_menu", self._api.delete_rich_menu, rich_menu_id)
+
+    # ---- the channel's own state (flask line check) ----------------------------------------------
+
+    def bot_info(self) -> dict[str, Any]:
+        """The bot's user id, basic id, display name, chat mode (GET /v2/bot/info)."""
+        return _plain(self._call("bot_info", self._api.get_bot_info))
+
+    def webhook_endpoint(self) -> dict[str, Any]:
+        """The webhook URL LINE posts to and whether webhooks are on (`endpoint`, `active`)."""
+        return _plain(self._call("webhook_endpoint", self._api.get_webhook_endpoint))
+
+    def test_webhook(self, endpoint: str | None = None, timeout: float | None = None) -> dict[str, Any]:
+        """Ask LINE to post a test webhook (to the configured URL, or `endpoint`); LINE's verdict.
+
+        `success`, `statusCode` (0 or less: no answer), `reason`, `detail`, `timestamp`. LINE waits
+        for the bot's answer before it answers, so this call gets a longer timeout than the others.
+        """
+        request = TestWebhookEndpointRequest(endpoint=endpoint) if endpoint else None
+        wait = timeout or self.timeout + 20.0
+        return _plain(self._call("test_webhook", self._api.test_webhook_endpoint, request, timeout_=wait))
+
+    def message_quota(self) -> dict[str, Any]:
+        """This month's message limit: `type` none | limited, and `value` when limited."""
+        return _plain(self._call("message_quota", self._api.get_message_quota))
+
+    def message_quota_consumption(self) -> dict[str, Any]:
+        """Messages counted against the quota this month (`totalUsage`)."""
+        return _plain(self._call("message_quota_consumption", self._api.get_message_quota_consumption))
 
     def close(self) -> None:
         """Release HTTP connections."""
