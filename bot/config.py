@@ -33,6 +33,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "LINE_API_DATA_BASE_URL": (str, None, "Messaging API data host (rich-menu images); default follows LINE_API_BASE_URL when it is not LINE's"),
     "LINE_TIMEOUT_SECONDS": (float, 10.0, "timeout of every LINE API call"),
     "MUNICIPALITY": (str, "nasukarasuyama", "city: nasukarasuyama | nasushiobara | joso | ohtawara"),
+    "LANGUAGES": (str, "ja,ja-easy,en,pt,vi,zh,fil", "languages residents may choose, in the order offered (comma list of ja, ja-easy, en, pt, vi, zh, fil; ja is always included)"),
     "INBOX_WORKER_THREADS": (int, 1, "background threads per web process that process stored webhook events (one measured best on 2 cores)"),
     "INBOX_BATCH_SIZE": (int, 16, "events a worker thread claims and handles in one transaction"),
     "INBOX_LEASE_SECONDS": (float, 60.0, "a claimed event not finished within this is claimed again"),
@@ -118,6 +119,12 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
         errors.append(f"APP_ENV={app_env!r} must be development, production or testing")
     if cfg["MUNICIPALITY"] not in MUNICIPALITIES:
         errors.append(f"MUNICIPALITY={cfg['MUNICIPALITY']!r} must be one of {', '.join(MUNICIPALITIES)}")
+    try:
+        from bot.i18n import parse_languages
+
+        parse_languages(cfg["LANGUAGES"])
+    except ValueError as exc:
+        errors.append(f"LANGUAGES={cfg['LANGUAGES']!r}: {exc}")
     icon = cfg.get("LINE_ACCOUNT_ICON_URL")
     if icon and not (str(icon).startswith("https://") or (str(icon).startswith("/") and not str(icon).startswith("//"))):
         errors.append(f"LINE_ACCOUNT_ICON_URL={icon!r} must be an https:// URL or a path starting with /")

@@ -16,6 +16,7 @@ from bot import csvsafe
 from faq.directory import SeedReport, read_repo_directory, seed_directory
 from faq.kb import ANSWER_MAX, TITLE_MAX, KBEntry, load_kb
 from faq.models import FaqEntry
+from faq.translations import TranslationReport, load_translations, upsert_translations
 
 PROJECT_COLUMNS = ("id", "category", "title", "question", "alternates", "keywords", "answer", "source", "reviewed_at")
 KOSODATE_COLUMNS = ("ID", "問い合わせ文", "応答文", "カテゴリ")
@@ -41,13 +42,15 @@ class LoadReport:
     kept_staff_edits: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)  # `faq load`: repo entries the repo no longer ships
     directory: SeedReport | None = None  # `faq load` only: the city's directory (faq.directory)
+    translations: TranslationReport | None = None  # `faq load` only: faq.translations
 
     def summary(self) -> str:
         """One Japanese line for the CLI and the admin UI."""
         return (f"追加 {len(self.added)} 件、更新 {len(self.updated)} 件、変更なし {len(self.unchanged)} 件"
                 + (f"、職員の編集を保持 {len(self.kept_staff_edits)} 件" if self.kept_staff_edits else "")
                 + (f"、公開を停止 {len(self.retired)} 件（リポジトリにない項目）" if self.retired else "")
-                + (f"。{self.directory.summary()}" if self.directory is not None else ""))
+                + (f"。{self.directory.summary()}" if self.directory is not None else "")
+                + (f"。{self.translations.summary()}" if self.translations is not None else ""))
 
 
 def _values(entry: KBEntry) -> dict[str, Any]:
@@ -89,6 +92,7 @@ def load_repo_kb(session: Session, municipality: str) -> LoadReport:
     """Load the knowledge base shipped in faq/kb for the city, and its directory (idempotent)."""
     directory = read_repo_directory(municipality)  # checked before anything is written
     entries = load_kb(municipality)
+    translations = load_translations(municipality, entries)  # checked before anything is written too
     report = upsert_entries(session, municipality, entries, origin="repo")
     # An entry the repo no longer ships for this city (say another city's own topic that an
     # older base carried) stops being published, unless staff edited it and so made it theirs.
@@ -99,6 +103,7 @@ def load_repo_kb(session: Session, municipality: str) -> LoadReport:
             row.is_published = False
             report.retired.append(row.entry_id)
     report.directory = seed_directory(session, municipality, directory)
+    report.translations = upsert_translations(session, municipality, translations)
     return report
 
 
