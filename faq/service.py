@@ -19,6 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.orm import Session
 
+from bot import metrics
 from bot.config import ROOT
 from bot.db import utcnow
 from faq import importer, index_builder
@@ -322,15 +323,17 @@ _INSERT_QUESTION_LOG = insert(QuestionLog.__table__).returning(QuestionLog.__tab
 
 def answer_question(session: Session, text: str, config: dict[str, Any], resident_id: int | None = None,
                     prepared: PreparedAnswer | None = None, *, channel: str = "line",
-                    web_session: str | None = None) -> FaqReply:
+                    web_session: str | None = None, language: str | None = None) -> FaqReply:
     """Decide how to answer a resident's text and log it (masked) for staff, with the channel it
-    came from ("line", or "web" with the homepage chat's session hash instead of a resident)."""
+    came from ("line", or "web" with the homepage chat's session hash instead of a resident) and
+    the language it was detected in (None: Japanese; "ja" is stored as None)."""
     municipality = config["MUNICIPALITY"]
     directory = current_directory(session, municipality)
     city_name, contact = directory.city_name, directory.main_text()
     if prepared is None or prepared.text != text:
         prepared = prepare_answer(session, text, config)
     kind = prepared.smalltalk
+    metrics.faq_decision("smalltalk" if kind is not None else prepared.decision.kind if prepared.decision else "unknown", channel)
     if kind is not None:
         cats = categories(session, municipality) if kind in ("menu", "help") else ()
         return FaqReply("smalltalk", smalltalk=kind, categories=cats, city_name=city_name, contact=contact)
@@ -354,6 +357,7 @@ def answer_question(session: Session, text: str, config: dict[str, Any], residen
                 "resident_id": resident_id,
                 "channel": channel,
                 "web_session": web_session,
+                "language": language if language and language != "ja" else None,
             },
         ).scalar_one()
     cats = categories(session, municipality) if decision.kind == "unknown" else ()
