@@ -92,6 +92,9 @@ class QuestionLog(Base):
     chosen_topic: Mapped[str | None] = mapped_column(String(128))
     # Where it was asked: "line" or "web" (the homepage chat, webchat/).
     channel: Mapped[str] = mapped_column(String(8), default="line", server_default="line")
+    # The language the question was detected in (bot.i18n codes; None: Japanese or not detected):
+    # the review queue shows it and the KPI counts questions by it.
+    language: Mapped[str | None] = mapped_column(String(8))
     # Web only: a hash of the anonymous chat session, so only that browser's buttons change this row.
     web_session: Mapped[str | None] = mapped_column(String(64), index=True)
 
