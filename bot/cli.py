@@ -55,12 +55,14 @@ def current() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the CLI groups."""
+    from bot.line_check import line_check_command
     from broadcast.cli import broadcast_cli
     from faq.cli import faq_cli
     from handlers.richmenu import line_cli
     from kpi.cli import kpi_cli
     from segments.cli import segments_cli
 
+    line_cli.add_command(line_check_command)  # asks LINE about the channel; lives in bot beside the gateway
     app.cli.add_command(db_cli)
     for group in (faq_cli, segments_cli, broadcast_cli, kpi_cli, line_cli):
         app.cli.add_command(group)

@@ -32,6 +32,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "LINE_API_BASE_URL": (str, LINE_API_DEFAULT, "Messaging API host; the simulator sets the fake"),
     "LINE_API_DATA_BASE_URL": (str, None, "Messaging API data host (rich-menu images); default follows LINE_API_BASE_URL when it is not LINE's"),
     "LINE_TIMEOUT_SECONDS": (float, 10.0, "timeout of every LINE API call"),
+    "LINE_QUOTA_WARN_PERCENT": (float, 80.0, "flask line check reports the month's message quota as to fix when this share of it is used"),
     "MUNICIPALITY": (str, "nasukarasuyama", "city: nasukarasuyama | nasushiobara | joso | ohtawara"),
     "LANGUAGES": (str, "ja,ja-easy,en,pt,vi,zh,fil", "languages residents may choose, in the order offered (comma list of ja, ja-easy, en, pt, vi, zh, fil; ja is always included)"),
     "INBOX_WORKER_THREADS": (int, 1, "background threads per web process that process stored webhook events (one measured best on 2 cores)"),

@@ -40,7 +40,10 @@ MAX_MULTICAST = 500
 MAX_QUICK_REPLY_ITEMS = 13
 MAX_RICHMENU_AREAS = 20
 MAX_RICHMENU_IMAGE_BYTES = 1024 * 1024
-FAULT_ENDPOINTS = frozenset({"reply", "push", "multicast", "profile", "loading", "richmenu", "*"})
+FAULT_ENDPOINTS = frozenset(
+    {"reply", "push", "multicast", "profile", "loading", "richmenu", "info", "webhook", "quota", "*"}
+)
+WEBHOOK_TEST_TIMEOUT = 10.0  # how long the webhook test waits for the bot's answer
 
 # Used when the spec directory is missing, and for LINE-style messages when it is present.
 MESSAGE_TYPES = frozenset(
@@ -60,7 +63,11 @@ REQUEST_SCHEMAS = {
     "loading": "ShowLoadingAnimationRequest",
     "richmenu_create": "RichMenuRequest",
     "richmenu_validate": "RichMenuRequest",
+    "webhook_set": "SetWebhookEndpointRequest",
+    "webhook_test": "TestWebhookEndpointRequest",
 }
+# Operations whose request body is optional (an empty body is not validated).
+OPTIONAL_BODY = frozenset({"webhook_test"})
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _REQUIRED_RE = re.compile(r"^'(.+)' is a required property$")
@@ -783,6 +790,12 @@ _ROUTE_TABLE: list[tuple[str, dict[str, str]]] = [
     ("/_fake/reset", {"POST": "fake_reset"}),
     ("/_fake/reply-tokens", {"POST": "fake_reply_tokens"}),
     ("/_fake/stats", {"GET": "fake_stats"}),
+    ("/_fake/channel", {"GET": "fake_channel", "POST": "fake_channel"}),
+    ("/v2/bot/info", {"GET": "info"}),
+    ("/v2/bot/channel/webhook/endpoint", {"GET": "webhook_get", "PUT": "webhook_set"}),
+    ("/v2/bot/channel/webhook/test", {"POST": "webhook_test"}),
+    ("/v2/bot/message/quota", {"GET": "quota"}),
+    ("/v2/bot/message/quota/consumption", {"GET": "quota_consumption"}),
 ]
 _STATIC_ROUTES = {path: methods for path, methods in _ROUTE_TABLE if "{" not in path}
 _DYNAMIC_ROUTES = [
@@ -812,7 +825,11 @@ def _route(method: str, path: str) -> tuple[str, dict[str, str]] | int:
 
 def _fault_group(endpoint: str) -> str:
     """Map a routed endpoint to the name fail() uses for it."""
-    return "richmenu" if endpoint.startswith("richmenu") else endpoint
+    if endpoint.startswith("richmenu"):
+        return "richmenu"
+    if endpoint.startswith(("webhook", "quota")):
+        return endpoint.split("_")[0]
+    return endpoint
 
 
 def _ulid() -> str:
@@ -862,6 +879,9 @@ class FakeLinePlatform:
         self._wake = threading.Event()
         self._message_ids = itertools.count(int(time.time() * 1000) * 100_000)
         self._http = threading.local()
+        self.bot_basic_id = "@fakeline"
+        self.bot_display_name = "疑似LINE（テスト用）"
+        self.webhook_test_timeout = WEBHOOK_TEST_TIMEOUT
         self._init_state()
 
     def _init_state(self) -> None:
@@ -877,6 +897,11 @@ class FakeLinePlatform:
         self._rich_menu_images: dict[str, tuple[str, bytes]] = {}
         self._default_rich_menu: str | None = None
         self._stats: dict[str, dict[str, int]] = {}
+        # The channel's settings as LINE keeps them (the webhook URL itself is self.webhook_url).
+        self.webhook_active = True
+        self._quota_limit: int | None = None  # None: quota type "none"
+        self._quota_used_before = 0  # messages counted before this platform started (set_quota)
+        self._revoked_tokens: set[str] = set()
 
     # ---- what the bot sent ------------------------------------------------------------------------
 
@@ -941,6 +966,35 @@ class FakeLinePlatform:
                             self._faults.remove(fault)
                     return fault
         return None
+
+    # ---- the channel's settings (what `flask line check` reads) -----------------------------------
+
+    def set_webhook_endpoint(self, url: str | None, active: bool = True) -> None:
+        """Set the channel's webhook URL (None: not set) and whether webhooks are on, as the console does."""
+        with self._lock:
+            self.webhook_url = url
+            self.webhook_active = active
+
+    def set_quota(self, limit: int | None, used: int = 0) -> None:
+        """This month's message limit (None: type "none") and messages counted before the fake's own."""
+        if (limit is not None and limit < 0) or used < 0:
+            raise ValueError("limit and used must not be negative")
+        with self._lock:
+            self._quota_limit = limit
+            self._quota_used_before = used
+
+    def revoke_token(self, token: str) -> None:
+        """Answer 401 to calls with this access token from now on (an expired or reissued token)."""
+        with self._lock:
+            self._revoked_tokens.add(token)
+
+    def quota_consumption(self) -> int:
+        """Messages counted against the quota: one per recipient of each push and multicast (replies are free)."""
+        with self._lock:
+            return self._consumption_locked()
+
+    def _consumption_locked(self) -> int:
+        return self._quota_used_before + sum(len(d.to) for d in self.deliveries if d.kind in ("push", "multicast"))
 
     # ---- webhook side -----------------------------------------------------------------------------
 
@@ -1071,7 +1125,7 @@ class FakeLinePlatform:
         body: Any = None
         errors: ErrorList = []
         auth = request.headers.get("Authorization", "")
-        if not (auth.startswith("Bearer ") and auth[7:].strip()):
+        if not (auth.startswith("Bearer ") and auth[7:].strip()) or auth[7:].strip() in self._revoked_tokens:
             response = _json(401, {"message": "Authentication failed. Confirm that the access token in the authorization header is valid."})
         else:
             if endpoint in REQUEST_SCHEMAS:
@@ -1118,6 +1172,8 @@ class FakeLinePlatform:
 
     def _validate(self, endpoint: str, body: Any) -> ErrorList:
         """LINE's limits first, then the spec; one entry per property, the LINE-rule wording winning."""
+        if body is None and endpoint in OPTIONAL_BODY:
+            return []
         errors = check_line_rules(endpoint, body)
         if self.spec is not None:
             seen = {prop for prop, _ in errors}
@@ -1196,6 +1252,8 @@ class FakeLinePlatform:
                     if accepted.sent_messages:
                         payload["sentMessages"] = accepted.sent_messages
                     return _json(409, payload, {"x-line-accepted-request-id": accepted.request_id})
+            if self._quota_limit is not None and self._consumption_locked() + len(to) > self._quota_limit:
+                return _json(429, {"message": "You have reached your monthly limit."})
             sent = self._deliver_locked(kind, to, messages, request_id, key)
             if key is not None:
                 self._retry_keys[key] = _AcceptedRetry(request_id, sent if kind == "push" else None, now)
@@ -1297,6 +1355,73 @@ class FakeLinePlatform:
             self._default_rich_menu = None
         return _json(200, {})
 
+    def _spec_json(self, schema: str, payload: dict[str, Any]) -> _Reply:
+        """A 200 answer, checked against the spec's response schema so the fake cannot drift from LINE."""
+        if self.spec is not None:
+            errors = self.spec.errors(schema, payload)
+            if errors:
+                raise AssertionError(f"the fake's {schema} does not match messaging-api.yml: {errors}")
+        return _json(200, payload)
+
+    def _op_info(self, **_: Any) -> _Reply:
+        """GET /v2/bot/info."""
+        return self._spec_json("BotInfoResponse", {
+            "userId": self.destination, "basicId": self.bot_basic_id, "displayName": self.bot_display_name,
+            "chatMode": "bot", "markAsReadMode": "auto",
+        })
+
+    def _op_webhook_get(self, **_: Any) -> _Reply:
+        """GET /v2/bot/channel/webhook/endpoint (an empty endpoint when none is set)."""
+        with self._lock:
+            payload = {"endpoint": self.webhook_url or "", "active": bool(self.webhook_url) and self.webhook_active}
+        return self._spec_json("GetWebhookEndpointResponse", payload)
+
+    def _op_webhook_set(self, body: dict[str, Any], **_: Any) -> _Reply:
+        """PUT /v2/bot/channel/webhook/endpoint: LINE accepts only an HTTPS URL."""
+        endpoint = body["endpoint"]
+        if not endpoint.startswith("https://"):
+            return _json(400, {"message": "Invalid webhook endpoint URL", "details": [
+                {"message": "must be an HTTPS URL", "property": "endpoint"}]})
+        with self._lock:
+            self.webhook_url = endpoint
+        return _json(200, {})
+
+    def _op_webhook_test(self, body: dict[str, Any] | None, **_: Any) -> _Reply:
+        """POST /v2/bot/channel/webhook/test: post a signed webhook without events and report how it went."""
+        target = (body or {}).get("endpoint") or self.webhook_url
+        if not target:
+            return _json(400, {"message": "The webhook endpoint is not set"})
+        try:
+            answer = self.send_webhook([], url=target, timeout=self.webhook_test_timeout)
+        except requests.Timeout:
+            status, reason, detail = 0, "REQUEST_TIMEOUT", f"no answer within {self.webhook_test_timeout:g} s"
+        except requests.ConnectionError as exc:
+            errno = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+            status, reason, detail = 0, "COULD_NOT_CONNECT", errno.group(1) if errno else type(exc).__name__
+        except requests.RequestException as exc:
+            status, reason, detail = -1, "UNCLASSIFIED", type(exc).__name__
+        else:
+            status = answer.status_code
+            reason = "OK" if status == 200 else "ERROR_STATUS_CODE"
+            detail = f"{status} {HTTP_STATUS_CODES.get(status, '')}".strip()
+        now = time.time()
+        return self._spec_json("TestWebhookEndpointResponse", {
+            "success": status == 200,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+            "statusCode": status, "reason": reason, "detail": detail,
+        })
+
+    def _op_quota(self, **_: Any) -> _Reply:
+        """GET /v2/bot/message/quota."""
+        with self._lock:
+            limit = self._quota_limit
+        payload: dict[str, Any] = {"type": "none"} if limit is None else {"type": "limited", "value": limit}
+        return self._spec_json("MessageQuotaResponse", payload)
+
+    def _op_quota_consumption(self, **_: Any) -> _Reply:
+        """GET /v2/bot/message/quota/consumption: derived from what this platform delivered."""
+        return self._spec_json("QuotaConsumptionResponse", {"totalUsage": self.quota_consumption()})
+
     # ---- control API (/_fake/) --------------------------------------------------------------------
 
     def _control(self, endpoint: str, args: dict[str, str], request: Request) -> _Reply:
@@ -1340,6 +1465,8 @@ class FakeLinePlatform:
             if endpoint == "fake_reset":
                 self.reset()
                 return _json(200, {"ok": True})
+            if endpoint == "fake_channel":
+                return self._control_channel(request, data)
             if endpoint == "fake_stats":
                 with self._lock:
                     stats = {k: dict(v) for k, v in self._stats.items()}
@@ -1350,6 +1477,21 @@ class FakeLinePlatform:
         except (ValueError, TypeError) as exc:
             return _json(400, {"message": str(exc)})
         return _json(404, {"message": "Not found"})
+
+    def _control_channel(self, request: Request, data: dict[str, Any]) -> _Reply:
+        """GET/POST /_fake/channel: the webhook URL, quota and revoked tokens (POST sets what it names)."""
+        if request.method == "POST":
+            if "webhookEndpoint" in data or "webhookActive" in data:
+                self.set_webhook_endpoint(data.get("webhookEndpoint", self.webhook_url), bool(data.get("webhookActive", True)))
+            if "quota" in data or "quotaUsed" in data:
+                limit = data.get("quota", self._quota_limit)
+                self.set_quota(None if limit is None else int(limit), int(data.get("quotaUsed", 0)))
+            if data.get("revokeToken"):
+                self.revoke_token(str(data["revokeToken"]))
+        with self._lock:
+            state = {"webhookEndpoint": self.webhook_url, "webhookActive": self.webhook_active,
+                     "quota": self._quota_limit, "revokedTokens": len(self._revoked_tokens)}
+        return _json(200, {**state, "quotaUsed": self.quota_consumption()})
 
     def _control_deliveries(self, request: Request) -> _Reply:
         """GET /_fake/deliveries[?user=&since=&wait=]: messages for a user, or all deliveries."""
