@@ -55,6 +55,7 @@ def current() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the CLI groups."""
+    from bot.backup import backup_cli
     from bot.line_check import line_check_command
     from broadcast.cli import broadcast_cli
     from faq.cli import faq_cli
@@ -64,5 +65,6 @@ def init_app(app: Flask) -> None:
 
     line_cli.add_command(line_check_command)  # asks LINE about the channel; lives in bot beside the gateway
     app.cli.add_command(db_cli)
+    app.cli.add_command(backup_cli)
     for group in (faq_cli, segments_cli, broadcast_cli, kpi_cli, line_cli):
         app.cli.add_command(group)
