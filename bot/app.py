@@ -88,6 +88,18 @@ def create_app(**overrides: Any) -> Flask:
         app, "unanswered_clusters", "回答できなかった質問のまとまり（上位）", ("代表的な質問", "件数", "最後に聞かれた日"),
         kpi_feed.unanswered_clusters, chart_column=1,
     )
+    # Residents and questions by language (issue 17): plain rows from segments and faq.
+    from segments.service import residents_by_language
+
+    kpi_hooks.register_section(
+        app, "residents_by_language", "言語別の友だち（現時点）", ("言語", "人数"), residents_by_language,
+        note="いま友だちの人が選んでいる言語です（選んでいない人は日本語）。月を選んでも現時点の人数です。",
+    )
+    kpi_hooks.register_section(
+        app, "questions_by_language", "言語別の質問", ("言語", "質問数", "回答", "もしかして", "回答できなかった"),
+        kpi_feed.questions_by_language, chart_column=1,
+        note="質問の言語は自動判定です（判定しなかった質問は日本語に数えます）。",
+    )
 
     if app.config["SIMULATOR_ENABLED"]:
         from bot.sandbox import simulator

@@ -23,6 +23,8 @@ from bot import auth
 from bot.audit_text import register_audit_text
 from bot.auth import audit, current_staff, register_nav, require_role
 from bot.db import get_db, get_session, utcnow
+from bot.i18n import DEFAULT_LANGUAGE, city_languages
+from bot.staff_languages import staff_label
 from bot.text import single_line
 from faq import importer, review, service, whatif, workbench
 from faq.kb import TITLE_MAX
@@ -54,6 +56,7 @@ AUDIT_LABELS = {
     "faq_reopen": "対象外の取り消し",
     "faq_import": "FAQの取り込み（CSV）",
     "faq_export": "FAQの書き出し（CSV）",
+    "faq_translation_edit": "FAQ項目の翻訳の編集",
 }
 
 
@@ -90,6 +93,8 @@ AUDIT_TEXTS = {
     "faq_reopen": lambda row: "対象外にした未回答の質問を確認待ちに戻す",
     "faq_import": _audit_import,
     "faq_export": lambda row: f"FAQ を CSV で書き出し（{'子育てオープンデータ協議会の形式' if row.target == 'kosodate' else 'このシステムの形式'}）",
+    "faq_translation_edit": lambda row: (f"FAQ項目 {row.target} の{staff_label(row.detail.get('language'))}訳を"
+                                         + ("新しく作成" if row.detail.get("created") else "編集")),
 }
 
 
@@ -201,7 +206,8 @@ def index() -> str:
         page=page, pages=pages, filters=filters, query=query, categories=_categories(rows), overlaps=overlaps,
         category_labels=dict(_categories(rows)),
         flagged_total=flagged_total, city=_city_name(), origin_labels=workbench.ORIGIN_LABELS,
-        overlap_labels=workbench.OVERLAP_LABELS,
+        overlap_labels=workbench.OVERLAP_LABELS, stale=workbench.stale_languages(session, _municipality()),
+        language_label=staff_label,
     )
 
 
@@ -229,7 +235,73 @@ def _entry_page(row: FaqEntry | None, draft: EntryDraft, *, status: int = 200, e
         action_labels=workbench.ACTION_LABELS, origin_labels=workbench.ORIGIN_LABELS, replay=_replay_defaults(),
         overlap_labels=workbench.OVERLAP_LABELS, changes=changes, source_labels=whatif.SOURCE_LABELS,
         title_max=TITLE_MAX, titles={**{r.entry_id: r.title for r in rows}, draft.entry_id: draft.title},
+        translations=_translation_rows(row) if row is not None else [],
     ), status
+
+
+def _translation_languages() -> tuple[str, ...]:
+    """The city's languages an entry may be translated into (its LANGUAGES setting but Japanese)."""
+    return tuple(code for code in city_languages(current_app.config) if code != DEFAULT_LANGUAGE)
+
+
+def _translation_rows(row: FaqEntry) -> list[dict[str, Any]]:
+    """Each of the city's languages with the entry's translation in it, if any, and whether it is stale."""
+    found = workbench.translations_of_entry(get_session(), row)
+    return [
+        {"language": code, "label": staff_label(code), "translation": found.get(code),
+         "is_stale": code in found and workbench.is_stale(found[code], row)}
+        for code in _translation_languages()
+    ]
+
+
+def _translation_page(row: FaqEntry, language: str, draft: workbench.TranslationDraft, *, status: int = 200,
+                      errors: list[str] | None = None) -> Any:
+    translation = workbench.translations_of_entry(get_session(), row).get(language)
+    return render_template(
+        "faq/translation.html", row=row, language=language, label=staff_label(language), draft=draft,
+        translation=translation, is_stale=translation is not None and workbench.is_stale(translation, row),
+        errors=errors or [], title_max=workbench.TRANSLATION_TITLE_MAX.get(language, workbench.TRANSLATION_TITLE_MAX_OTHER),
+        html_lang="ja" if language == "ja-easy" else language, others=_translation_rows(row),
+    ), status
+
+
+@bp.get("/entries/<path:entry_id>/translations/<language>")
+@require_role(*EDIT_ROLES)
+def translation(entry_id: str, language: str) -> Any:
+    """An entry's translation into one language, edited beside the Japanese entry."""
+    row = _entry_or_404(entry_id)
+    if language not in _translation_languages():
+        abort(404)
+    existing = workbench.translations_of_entry(get_session(), row).get(language)
+    return _translation_page(row, language, workbench.TranslationDraft.from_row(existing))
+
+
+@bp.post("/entries/<path:entry_id>/translations/<language>")
+@require_role(*EDIT_ROLES)
+def translation_save(entry_id: str, language: str) -> Any:
+    """Save a translation: staff-edited from now on, and following the Japanese entry as it is now."""
+    session = get_session()
+    row = _entry_or_404(entry_id)
+    if language not in _translation_languages():
+        abort(404)
+    form = request.form
+    draft = workbench.TranslationDraft(
+        form.get("title", ""), form.get("question", ""), form.get("answer", ""), workbench.split_lines(form.get("alternates", "")),
+    )
+    created = language not in workbench.translations_of_entry(session, row)
+    try:
+        saved = workbench.save_translation(session, row, language, draft)
+    except EntryValidationError as exc:
+        session.rollback()
+        return _translation_page(row, language, draft, status=400, errors=exc.errors)
+    if saved is None:
+        flash("変更はありませんでした。", "info")
+        return redirect(url_for("faq_admin.translation", entry_id=row.entry_id, language=language))
+    audit(session, "faq_translation_edit", row.entry_id, language=language, created=created)
+    session.commit()
+    service.INDEXES.touch()  # the matcher's index holds translations' titles and alternates
+    flash(f"「{row.title}」の{staff_label(language)}訳を保存しました（日本語の回答 {row.reviewed_at or '—'} 版に対応）。", "success")
+    return redirect(url_for("faq_admin.translation", entry_id=row.entry_id, language=language))
 
 
 @bp.get("/entries/<path:entry_id>")
@@ -438,6 +510,7 @@ def _cluster_page(cluster: review.Cluster, *, status: int = 200, errors: list[st
         errors=errors or [], report=report, reason=reason, reason_labels=review.REASON_LABELS, days=_days_arg(),
         replay=_replay_defaults(), source_labels=whatif.SOURCE_LABELS, collisions=collisions,
         preview_entry=preview_entry, titles={r.entry_id: r.title for r in rows}, has_confident=bool(confident),
+        language_label=staff_label,
     ), status
 
 

@@ -6,10 +6,11 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from faq.models import FaqEntry
+from bot.staff_languages import language_order, staff_label
+from faq.models import FaqEntry, QuestionLog
 from faq.review import group_phrasings, unanswered_phrasings
 from faq.service import CATEGORY_LABELS
 
@@ -30,3 +31,23 @@ def unanswered_clusters(session: Session, municipality: str, start: dt.datetime,
     clusters, _ = group_phrasings(in_period, use_embeddings=False)
     clusters.sort(key=lambda c: (-c.count, c.representative.text))
     return [(c.representative.text, c.count, c.last_seen.date().isoformat()) for c in clusters[:limit]]
+
+
+def questions_by_language(session: Session, municipality: str, start: dt.datetime, end: dt.datetime,
+                          limit: int) -> Sequence[Sequence[Any]]:
+    """(language detected, questions, answered, 「もしかして」, not answered) of the period's logged questions.
+
+    Questions whose language was not detected (Japanese, and those asked before detection) count as 日本語."""
+    rows = session.execute(
+        select(QuestionLog.language, QuestionLog.decision, func.count(QuestionLog.id))
+        .where(QuestionLog.municipality == municipality, QuestionLog.asked_at >= start, QuestionLog.asked_at < end)
+        .group_by(QuestionLog.language, QuestionLog.decision)
+    ).all()
+    totals: dict[str, dict[str, int]] = {}
+    for language, decision, count in rows:
+        per = totals.setdefault(language or "ja", {})
+        per[decision] = per.get(decision, 0) + int(count)
+    return [
+        (staff_label(code), sum(per.values()), per.get("answer", 0), per.get("clarify", 0), per.get("unknown", 0))
+        for code, per in sorted(totals.items(), key=lambda item: language_order(item[0]))
+    ][:limit]

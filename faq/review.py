@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from bot.db import utcnow
 from bot.models import StaffUser
+from bot.staff_languages import language_order, staff_label
 from bot.text import multi_line
 from faq import service
 from faq.models import FaqEntry, QuestionLog, ReviewDecision, ReviewMark
@@ -72,6 +73,7 @@ class Phrasing:
     answered: Counter[str] = field(default_factory=Counter)  # entries that were answered but did not help
     forms: Counter[str] = field(default_factory=Counter)
     channels: Counter[str] = field(default_factory=Counter)  # "line" / "web" -> questions
+    languages: Counter[str] = field(default_factory=Counter)  # detected language ("ja" when none) -> questions
 
 
 @dataclass
@@ -134,6 +136,15 @@ class Cluster:
             total.update(p.channels)
         order = list(CHANNEL_LABELS) + sorted(set(total) - set(CHANNEL_LABELS))
         return [(ch, CHANNEL_LABELS.get(ch, ch), total[ch]) for ch in order if total[ch]]
+
+    @property
+    def language_counts(self) -> list[tuple[str, str, int]]:
+        """(language, its name for staff, questions) of the languages other than Japanese its questions
+        were detected in, in the order residents are offered them (Japanese is not shown: it is the usual)."""
+        total: Counter[str] = Counter()
+        for p in self.phrasings:
+            total.update(p.languages)
+        return [(code, staff_label(code), total[code]) for code in sorted(total, key=language_order) if code != "ja"]
 
     def examples(self, n: int = 5) -> list[Phrasing]:
         """The most asked phrasings."""
@@ -336,7 +347,8 @@ def unanswered_phrasings(session: Session, municipality: str, since: dt.datetime
     marked = exists(select(ReviewMark.log_id).where(ReviewMark.log_id == QuestionLog.id))
     rows = session.execute(
         select(QuestionLog.id, QuestionLog.asked_at, QuestionLog.masked_text, QuestionLog.decision,
-               QuestionLog.topic, QuestionLog.is_helpful, QuestionLog.chosen_topic, QuestionLog.channel)
+               QuestionLog.topic, QuestionLog.is_helpful, QuestionLog.chosen_topic, QuestionLog.channel,
+               QuestionLog.language)
         .where(
             QuestionLog.municipality == municipality,
             QuestionLog.asked_at >= since,
@@ -358,6 +370,7 @@ def unanswered_phrasings(session: Session, municipality: str, since: dt.datetime
         p.log_ids.append(row.id)
         p.forms[row.masked_text] += 1
         p.channels[row.channel or "line"] += 1
+        p.languages[row.language or "ja"] += 1
         p.first_seen = row.asked_at if p.first_seen is None else min(p.first_seen, row.asked_at)
         p.last_seen = row.asked_at if p.last_seen is None else max(p.last_seen, row.asked_at)
         reason = reason_of(row.decision, row.is_helpful, row.chosen_topic)

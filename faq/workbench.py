@@ -21,14 +21,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from bot.db import utcnow
+from bot.i18n import TRANSLATED
 from bot.models import StaffUser
+from bot.staff_languages import language_order
 from bot.text import multi_line, single_line
 from faq.kb import ANSWER_MAX, TITLE_MAX, KBEntry
-from faq.models import FaqEntry, FaqRevision
+from faq.models import FaqEntry, FaqRevision, FaqTranslation
+from faq.translations import ANSWER_MAX as TRANSLATION_ANSWER_MAX
+from faq.translations import TITLE_MAX as TRANSLATION_TITLE_MAX
+from faq.translations import TITLE_MAX_OTHER as TRANSLATION_TITLE_MAX_OTHER
 from faq.normalize import normalize as _normalize
 
 # What a revision records of an entry (and what "revert" restores, except publication).
@@ -579,3 +584,109 @@ def search_entries(rows: Sequence[FaqEntry], query: str = "", category: str = ""
                 continue
         out.append(row)
     return out
+
+
+# --- translations (issue 17) ---------------------------------------------------------------------
+#
+# A translation follows one review of its Japanese entry (`follows` = the entry's reviewed_at when it
+# was written). Saving the Japanese entry sets a new reviewed_at, so every translation written before
+# is then older than its Japanese answer: the workbench flags it 「翻訳が古い」 until staff update it.
+
+TRANSLATION_ALTERNATES_MAX = LIST_MAX
+
+
+@dataclass(frozen=True)
+class TranslationDraft:
+    """A translation as staff typed it on the side-by-side page."""
+
+    title: str
+    question: str
+    answer: str
+    alternates: tuple[str, ...]
+
+    @classmethod
+    def from_row(cls, row: FaqTranslation | None) -> TranslationDraft:
+        """The stored translation (empty fields when there is none yet)."""
+        if row is None:
+            return cls("", "", "", ())
+        return cls(row.title, row.question, row.answer, tuple(row.alternates or ()))
+
+
+def is_stale(translation: FaqTranslation, entry: FaqEntry) -> bool:
+    """True when the translation follows an older review than the Japanese entry's (「翻訳が古い」)."""
+    if entry.reviewed_at is None:
+        return False
+    return translation.follows is None or translation.follows < entry.reviewed_at
+
+
+def translations_of_entry(session: Session, row: FaqEntry) -> dict[str, FaqTranslation]:
+    """The entry's translations by language."""
+    found = session.scalars(select(FaqTranslation).where(FaqTranslation.entry_id == row.id))
+    return {t.language: t for t in found}
+
+
+def stale_languages(session: Session, municipality: str) -> dict[str, list[str]]:
+    """{entry id: languages whose translation is older than the Japanese answer} of the city's entries."""
+    rows = session.execute(
+        select(FaqEntry.entry_id, FaqTranslation.language)
+        .join(FaqTranslation, FaqTranslation.entry_id == FaqEntry.id)
+        .where(
+            FaqEntry.municipality == municipality,
+            FaqEntry.reviewed_at.is_not(None),
+            or_(FaqTranslation.follows.is_(None), FaqTranslation.follows < FaqEntry.reviewed_at),
+        )
+        .order_by(FaqEntry.entry_id)
+    ).all()
+    out: dict[str, list[str]] = {}
+    for entry_id, language in rows:
+        out.setdefault(entry_id, []).append(language)
+    return {entry_id: sorted(codes, key=language_order) for entry_id, codes in out.items()}
+
+
+def validate_translation(draft: TranslationDraft, language: str) -> list[str]:
+    """Japanese messages for what is wrong with a translation (empty: it can be saved)."""
+    errors = []
+    limit = TRANSLATION_TITLE_MAX.get(language, TRANSLATION_TITLE_MAX_OTHER)
+    if language not in TRANSLATED:
+        errors.append(f"「{language}」の翻訳は作れません。")
+    if not draft.title.strip():
+        errors.append("見出しを入力してください。")
+    elif len(draft.title.strip()) > limit:
+        errors.append(f"見出しは{limit}文字以内にしてください（いま {len(draft.title.strip())} 文字。ボタンに表示されます）。")
+    if not draft.question.strip():
+        errors.append("代表的な質問を入力してください。")
+    if len(draft.answer) > TRANSLATION_ANSWER_MAX:
+        errors.append(f"回答は{TRANSLATION_ANSWER_MAX}文字以内にしてください。")
+    if "{" in draft.answer or "}" in draft.answer:
+        errors.append("回答に { や } は使えません（連絡先などは日本語の回答と同じ内容を、そのまま書いてください）。")
+    if len(draft.alternates) > TRANSLATION_ALTERNATES_MAX:
+        errors.append(f"言い換えは{TRANSLATION_ALTERNATES_MAX}件までにしてください。")
+    return errors
+
+
+def save_translation(session: Session, row: FaqEntry, language: str, draft: TranslationDraft) -> FaqTranslation | None:
+    """Store staff's translation of an entry: marked staff-edited (kept by `faq load`) and following
+    the Japanese entry's current review. None when nothing changed (and the translation was not stale).
+    Raises EntryValidationError with Japanese messages."""
+    draft = TranslationDraft(
+        single_line(draft.title).strip(), single_line(draft.question).strip(), multi_line(draft.answer).strip(),
+        dedupe_phrasings(draft.alternates, also_exclude=(draft.question, draft.title)),
+    )
+    errors = validate_translation(draft, language)
+    if errors:
+        raise EntryValidationError(errors)
+    translation = translations_of_entry(session, row).get(language)
+    if translation is None:
+        translation = FaqTranslation(entry_id=row.id, language=language, title="", question="", answer="", alternates=[])
+        session.add(translation)
+    elif TranslationDraft.from_row(translation) == draft and not is_stale(translation, row):
+        return None  # saving it unchanged only confirms a stale one still follows the Japanese answer
+    translation.title = draft.title
+    translation.question = draft.question
+    translation.answer = draft.answer
+    translation.alternates = list(draft.alternates)
+    translation.follows = row.reviewed_at
+    translation.is_staff_edited = True
+    translation.updated_at = utcnow()
+    session.flush()
+    return translation

@@ -7,13 +7,15 @@ attribute setter refuses to run without consent, so no caller can store one by m
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
 from bot.db import utcnow
+from bot.staff_languages import language_order, staff_label
 from segments.models import Resident
 from segments.vocab import AGE_BANDS, GENDERS, INTERESTS, INTEREST_BITS, area_choices, mask_to_interests
 
@@ -205,6 +207,23 @@ class ResidentSettings:
         """The resident's current settings."""
         return cls(resident.age_band, resident.gender, resident.area,
                    tuple(mask_to_interests(resident.interests_mask)), resident.is_notices_enabled)
+
+
+def residents_by_language(session: Session, municipality: str, start: dt.datetime, end: dt.datetime,
+                          limit: int) -> Sequence[Sequence[Any]]:
+    """(language as staff read it, followers now) — the KPI's 「言語別の友だち」 table.
+
+    Declared languages only change now, so the figure is today's whatever the month; a resident
+    who chose no language is counted as 日本語. (`municipality`, `start`, `end`: the KPI section
+    signature; one database holds one city.)"""
+    rows = session.execute(
+        select(Resident.language, func.count(Resident.id)).where(Resident.is_following.is_(True)).group_by(Resident.language)
+    ).all()
+    totals: dict[str, int] = {}
+    for language, count in rows:
+        code = language or "ja"
+        totals[code] = totals.get(code, 0) + int(count)
+    return [(staff_label(code), totals[code]) for code in sorted(totals, key=language_order)][:limit]
 
 
 __all__ = [
