@@ -251,6 +251,16 @@ def test_the_units_run_the_documented_commands_hardened() -> None:
             assert unit[key] == [value], key
 
 
+def test_the_template_copied_unfilled_stops_both_units_with_the_status_they_are_not_restarted_on() -> None:
+    """Exit 4 and one Japanese line naming what is missing: RestartPreventExitStatus=4 keeps systemd from looping."""
+    env = production_environment({"GUNICORN_BIND": f"127.0.0.1:{free_port()}"})
+    for name in UNITS:
+        (status,) = service_section(name)["RestartPreventExitStatus"]
+        result = subprocess.run(exec_start(name), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == int(status), f"{name}: {result.returncode}\n{result.stderr[-2000:]}"
+        assert "設定エラーのため起動できません: missing required settings: SECRET_KEY" in result.stderr, result.stderr
+
+
 def test_the_units_pass_systemd_analyze_verify(workdir: Path) -> None:
     """Rendered with paths that exist here; `--man=no --generators=no` needs no booted systemd."""
     need("systemd-analyze")
