@@ -287,12 +287,12 @@ def _pg_is_empty(database_url: str) -> bool:
 
 
 def create_backup(database_url: str, path: Path) -> BackupResult:
-    """Back up the database to path (refuses to overwrite a file); what was written."""
+    """Back up the database to path (refuses to overwrite a file; creates its folder); what was written."""
     kind = database_kind(database_url)
     if path.exists():
         raise BackupError(f"{path} はすでにあります。上書きはしません。別の名前を指定してください。")
-    if not path.parent.is_dir():
-        raise BackupError(f"フォルダー {path.parent} がありません。先に作ってください（例: mkdir -p {path.parent}）。")
+    # Backups hold residents' data: a new folder and the file are readable by this user only.
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     partial.unlink(missing_ok=True)
     try:
@@ -304,6 +304,7 @@ def create_backup(database_url: str, path: Path) -> BackupResult:
             pg_dump = pg_tool("pg_dump", _server_major(database_url))
             _run_pg([pg_dump, "--format=custom", "--no-owner", "--no-privileges", f"--file={partial}", f"--dbname={conninfo}"],
                     env, "pg_dump によるバックアップに失敗しました")
+        os.chmod(partial, 0o600)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from werkzeug.security import generate_password_hash
 
 from bot import auth
-from bot.backup import KEY_TABLES, backup_kind, summarize
+from bot.backup import KEY_TABLES, _pg_connection, backup_kind, summarize
 from bot.cli import upgrade_database
 from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
@@ -239,3 +239,72 @@ def test_garbage_truncated_and_other_kinds_of_file_are_refused(
 
     assert cli(target, "backup", "restore", str(good)).exit_code == 0
     assert summarize(target_url).rows["residents"] == 300
+
+
+def test_pg_dump_gets_the_password_in_its_environment_not_its_arguments() -> None:
+    conninfo, env = _pg_connection(make_url("postgresql+psycopg://linebot:s3cret@db.example:5433/linebot?sslmode=require"))
+    assert "s3cret" not in conninfo and env["PGPASSWORD"] == "s3cret"
+    assert all(part in conninfo for part in ("dbname=linebot", "user=linebot", "host=db.example", "port=5433", "sslmode=require"))
+
+
+def test_a_backup_is_readable_by_its_owner_only_and_its_folder_is_made(make_app: Callable[..., Flask], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
+    upgrade_database(url)
+    backup = tmp_path / "backups" / "daily" / "linebot.backup"
+    assert cli(make_app(empty=False, DATABASE_URL=url), "backup", "create", str(backup)).exit_code == 0
+    assert backup.stat().st_mode & 0o777 == 0o600 and backup.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_the_operations_guide_backup_commands_work(
+    make_app: Callable[..., Flask], fake_line: FakeLinePlatform, tmp_path: Path
+) -> None:
+    """docs/operations.md 5, every bin/flask command of its sh blocks as shown, in order, on SQLite: backup/ and
+    instance/ are folders under tmp; the service's database is a populated one, and `bin/flask backup restore`
+    without DATABASE_URL restores into that database emptied (moved aside, as the guide says)."""
+    from tests.test_docs import DOCS, sh_blocks, split_env
+
+    text_ = (DOCS / "operations.md").read_text(encoding="utf-8")
+    first = text_[: text_.index("## 5. バックアップと復元")].count("\n")
+    last = text_[: text_.index("## 6. ")].count("\n")
+    commands = [command for block in sh_blocks(DOCS / "operations.md") if first < block.line < last
+                for _, command in block.commands()]
+    assert any(c.startswith("bin/flask backup restore ") for c in commands)
+    assert any(c.startswith("DATABASE_URL=") and " backup restore " in c for c in commands)
+
+    live_url = f"sqlite:///{tmp_path / 'live.sqlite3'}"
+    upgrade_database(live_url)
+    apps: dict[str, Flask] = {}
+
+    def app_for(url: str) -> Flask:
+        if url not in apps:
+            apps[url] = make_app(empty=False, DATABASE_URL=url)
+        return apps[url]
+
+    with get_db(app_for(live_url)).session() as session:
+        load_repo_kb(session, "nasukarasuyama")
+    add_residents(app_for(live_url), 20)
+    outputs: list[tuple[list[str], str]] = []
+    for command in commands:
+        env, words = split_env(command)
+        assert words[0] == "bin/flask" and set(env) <= {"DATABASE_URL"}, command
+        args = [str(tmp_path / w) if w.startswith(("backup/", "instance/")) else w for w in words[1:]]
+        url = env.get("DATABASE_URL", live_url).replace("sqlite:///instance/", f"sqlite:///{tmp_path}/instance/")
+        if args[:2] == ["backup", "restore"] and "DATABASE_URL" not in env:
+            # Steps 1 and 2: the service stopped, its database file (with -wal, -shm) moved aside.
+            live = app_for(live_url)
+            live.extensions["inbox"].stop()
+            get_db(live).dispose()
+            for suffix in ("", "-wal", "-shm"):
+                if (tmp_path / f"live.sqlite3{suffix}").exists():
+                    (tmp_path / f"live.sqlite3{suffix}").rename(tmp_path / f"moved-aside.sqlite3{suffix}")
+        result = cli(app_for(url), *args)
+        assert result.exit_code == 0, f"{command}\n{result.output}"
+        outputs.append((args, result.output))
+
+    restored_test = f"sqlite:///{tmp_path}/instance/restore-test.sqlite3"
+    assert summarize(restored_test).rows["residents"] == 20 == summarize(live_url).rows["residents"]
+    ask = next(out for args, out in outputs if args[:2] == ["faq", "ask"])
+    assert "コンビニ" in ask
+    (kpi_args, kpi_out) = next((args, out) for args, out in outputs if args[:2] == ["kpi", "report"])
+    original = cli(app_for(f"sqlite:///{tmp_path / 'moved-aside.sqlite3'}"), *kpi_args)
+    assert original.exit_code == 0 and kpi_out == original.output and "友だち" in kpi_out

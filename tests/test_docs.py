@@ -3,8 +3,9 @@
 - Every command in a ```sh block runs: `bin/flask …` against a temporary instance (the first admin,
   the city's knowledge base, residents who accept notices), in the order the document shows them;
   `make TARGET` as `make -n TARGET`; servers, the dispatcher and benchmarks are checked against the
-  options their program has (they run for minutes); the backup commands back up and restore a
-  database. A command this file has no check for fails, so a new kind of command needs one here.
+  options their program has (they run for minutes); `bin/flask backup create` writes under a
+  temporary folder, the restores are run by tests/test_backup.py. A command this file has no check
+  for fails, so a new kind of command needs one here.
 - No document runs the venv's path or a bare `flask`: one way, `bin/flask` and `bin/python`.
 - A command named in the text (`bin/flask …`, `bin/python …`) exists with the options shown.
 - Every setting of bot/config.py, and every environment variable the devserver, gunicorn, the fake
@@ -20,7 +21,6 @@ import os
 import re
 import shlex
 import shutil
-import sqlite3
 import subprocess
 import sys
 import unicodedata
@@ -59,12 +59,16 @@ NOT_THE_ONE_WAY = re.compile(
 )
 # Commands that run until stopped, or need a browser and rewrite a file of the repo: their options
 # are checked, they are not run.
-NOT_RUN = (("broadcast", "run-scheduler"), ("line", "draw-richmenu-image"))
+# `line check` asks the city's real LINE channel (tests/test_line_check.py runs it against the fake).
+NOT_RUN = (("broadcast", "run-scheduler"), ("line", "draw-richmenu-image"), ("line", "check"))
 # Commands shown for a state these tests build elsewhere, and the test that runs them as shown.
 CHECKED_ELSEWHERE = {
     re.compile(r"^bin/flask broadcast (?:show|release) 12\b"): (
         "tests/test_broadcast_floor.py", "test_the_guide_shows_the_commands_that_release_a_held_occurrence",
         "staff-guide-notices.md"),
+    # A restore needs an empty database, and what it restores must be checked: run as shown there.
+    re.compile(r"^DATABASE_URL=sqlite:///instance/restore-test\.sqlite3 bin/flask |^bin/flask backup restore "): (
+        "tests/test_backup.py", "test_the_operations_guide_backup_commands_work", "operations.md"),
 }
 # Blocks that are scripts of shell tools: run by their own tests below.
 SCRIPT_TOOLS = ("sqlite3", "pg_dump", "pg_restore", "rm", "cp", "mkdir")
@@ -134,7 +138,7 @@ def test_the_documents_show_commands() -> None:
     assert ("README.md", "make run") in shown and ("README.md", "make test") in shown
     assert ("docs/faq-answers.md", "bin/flask faq import city-faq.csv") in shown
     assert ("docs/staff-guide-login.md", "bin/flask users reset-2fa admin") in shown
-    assert any(path == "docs/operations.md" and cmd.startswith("sqlite3 ") for path, cmd in shown)
+    assert ("docs/operations.md", "bin/flask backup create backup/linebot-20261204.backup") in shown
 
 
 def test_every_command_is_in_a_sh_block() -> None:
@@ -197,7 +201,7 @@ class World:
     def flask(self, env: dict[str, str], args: list[str]) -> str:
         args = list(args)
         for i, arg in enumerate(args):
-            if re.search(r"\.(csv|html|tsv)$", arg) and not (ROOT / arg).exists():
+            if re.search(r"\.(csv|html|tsv|backup)$", arg) and not (ROOT / arg).exists():
                 if args[:2] == ["faq", "import"]:
                     shutil.copy(SHARED / "samples" / "kosodate-faq.csv", self.tmp / arg)
                 args[i] = str(self.tmp / arg)
@@ -314,80 +318,6 @@ def test_the_service_units_start_what_exists(app: Flask) -> None:
             check_cli_options(app, words[1:], command)
         else:
             check_command(World(lambda **kw: app, Path()), command)
-
-
-def _script(block: Block, replace: dict[str, str]) -> str:
-    body = block.body
-    for old, new in replace.items():
-        body = body.replace(old, new)
-    return "set -euo pipefail\n" + body
-
-
-def _run_script(block: Block, cwd: Path, replace: dict[str, str] | None = None) -> None:
-    result = subprocess.run(["bash", "-c", _script(block, replace or {})], cwd=cwd, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, f"{rel(block.path)}:{block.line}\n{result.stderr}"
-
-
-def _script_blocks(word: str) -> list[Block]:
-    return [b for b in sh_blocks(DOCS / "operations.md") if b.is_script() and word in b.body]
-
-
-def test_the_sqlite_backup_and_restore_work(tmp_path: Path) -> None:
-    """The backup taken while the bot writes (the write-ahead log not checkpointed) restores it."""
-    if shutil.which("sqlite3") is None:
-        pytest.skip("needs the sqlite3 command (CI: apt-get install sqlite3)")
-    (backup,) = _script_blocks(".backup ")
-    (restore,) = _script_blocks(".sqlite3-wal")
-    database = tmp_path / "instance" / "linebot.sqlite3"
-    upgrade_database(f"sqlite:///{database}")
-    writer = sqlite3.connect(database)
-    writer.execute("PRAGMA journal_mode=WAL")
-    writer.execute("CREATE TABLE docs_marker (note TEXT)")
-    writer.execute("INSERT INTO docs_marker VALUES ('before the backup')")
-    writer.commit()
-    assert (tmp_path / "instance" / "linebot.sqlite3-wal").stat().st_size > 0
-
-    _run_script(backup, tmp_path)
-    (copy,) = (tmp_path / "backup").glob("linebot-*.sqlite3")
-    writer.execute("DELETE FROM docs_marker")
-    writer.commit()
-    writer.close()
-    (named,) = re.findall(r"backup/linebot-\d+\.sqlite3", restore.body)
-    copy.rename(tmp_path / named)
-
-    _run_script(restore, tmp_path)
-    with sqlite3.connect(database) as restored:
-        assert restored.execute("SELECT note FROM docs_marker").fetchall() == [("before the backup",)]
-        assert restored.execute("SELECT count(*) FROM alembic_version").fetchone()[0] >= 1
-
-
-def test_the_postgresql_backup_and_restore_work(database_url: str, tmp_path: Path) -> None:
-    """pg_dump of the test database, pg_restore into a scratch database (CI's PostgreSQL run)."""
-    if not database_url.startswith("postgresql") or not (shutil.which("pg_dump") and shutil.which("pg_restore")):
-        pytest.skip("needs TEST_DATABASE_URL=postgresql+psycopg://… and pg_dump, pg_restore (the PostgreSQL run of .ci/run)")
-    import psycopg
-
-    (backup,) = _script_blocks("pg_dump ")
-    (restore,) = _script_blocks("pg_restore ")
-    (shown,) = set(re.findall(r'"(postgresql://[^"]+)"', backup.body + restore.body))
-    live = database_url.replace("+psycopg", "")
-    base, _, name = live.rpartition("/")
-    scratch = f"{name}_restore_check"
-    with psycopg.connect(live, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
-        conn.execute(f'CREATE DATABASE "{scratch}"')
-    try:
-        _run_script(backup, tmp_path, {shown: live})
-        (dump,) = (tmp_path / "backup").glob("linebot-*.dump")
-        (named,) = re.findall(r"backup/linebot-\d+\.dump", restore.body)
-        dump.rename(tmp_path / named)
-        _run_script(restore, tmp_path, {shown: f"{base}/{scratch}"})
-        with psycopg.connect(f"{base}/{scratch}") as conn:
-            assert conn.execute("SELECT count(*) FROM alembic_version").fetchone()[0] >= 1
-    finally:
-        with psycopg.connect(live, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{scratch}"')
 
 
 def test_the_commands_named_in_the_text_exist(app: Flask) -> None:
