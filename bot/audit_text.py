@@ -26,7 +26,7 @@ DETAIL_LABELS = {
     "emergency": "緊急", "rule": "条件", "replaced": "上書き", "floor": "最少人数", "reason": "理由",
     "value": "数", "basis": "種類", "as_of": "時点", "before": "変更前", "age_bands": "年代", "genders": "性別",
     "areas": "地域", "interests": "関心", "include": "含む", "exclude": "除く", "name": "名称",
-    "phone": "電話番号", "hours": "受付時間", "url": "URL", "resumed": "再開",
+    "phone": "電話番号", "hours": "受付時間", "url": "URL", "resumed": "再開", "languages": "ほかの言語の版",
 }
 VALUE_WORDS = {"totp": "認証アプリの確認コード", "recovery_code": "復旧コード", "code": "確認コード",
                "before": "変更前", "after": "変更後"}

@@ -32,7 +32,8 @@ from bot.auth import audit, current_staff, register_nav, require_role
 from bot.db import get_session, utcnow
 from broadcast import service
 from broadcast.errors import NoticeError
-from broadcast.messages import KIND_LABELS, NoticeContent
+from broadcast.languages import CARD_FIELDS, VERSION_FIELDS, group_label, staff_label, version_languages
+from broadcast.messages import CARD, KIND_LABELS, NoticeContent
 from broadcast.models import HELD, PAUSED, SCHEDULED, SENDING, STATUS_LABELS
 from broadcast.schedule import (
     DAILY,
@@ -73,9 +74,17 @@ MSG_NOBODY = "対象が0人のため確定できません。この条件では�
 ADMIN_CSP = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 
 
+def _version_fields() -> tuple[str, ...]:
+    """The form fields of the versions per language (text_pt, card_title_pt, button_label_pt, ...)."""
+    return tuple(f"{field}_{code}" for code in version_languages(current_app.config) for field in VERSION_FIELDS)
+
+
 def _values(form: MultiDict[str, str]) -> dict[str, Any]:
     """The compose fields as submitted (re-rendered as they were on errors and on the confirm page)."""
-    values: dict[str, Any] = {name: form.get(name, "").strip() if name != "text" else form.get(name, "") for name in SINGLE_FIELDS}
+    values: dict[str, Any] = {
+        name: form.get(name, "") if name.startswith("text") else form.get(name, "").strip()
+        for name in (*SINGLE_FIELDS, *_version_fields())
+    }
     for name in MULTI_FIELDS:
         values[name] = [v for v in form.getlist(name) if v]
     values["kind"] = values["kind"] or "text"
@@ -93,6 +102,7 @@ class Draft:
     target: service.Target
     schedule: Schedule
     allow_small: bool
+    versions: dict[str, NoticeContent]
 
 
 def _rule(values: dict[str, Any]) -> SegmentRule | None:
@@ -151,10 +161,67 @@ def _draft(values: dict[str, Any], now: dt.datetime) -> Draft:
         values["text"], image_url=values["image_url"], card_title=values["card_title"], button_label=values["button_label"],
         button_url=values["button_url"], kind=values["kind"] if values["kind"] in KIND_LABELS else None,
     )
+    versions = _versions(values, content)
     schedule = _schedule(values, now)
     schedule.validate()
     service.first_run_at(schedule, now)
-    return Draft(values["title"], content, _target(values), schedule, values["allow_small"] == "1")
+    return Draft(values["title"], content, _target(values), schedule, values["allow_small"] == "1", versions)
+
+
+def _versions(values: dict[str, Any], content: NoticeContent) -> dict[str, NoticeContent]:
+    """The versions per language staff wrote (a language whose text is empty has none).
+
+    A version has its own text and, on a card, its own heading and button label (empty: the
+    Japanese ones); the image and the link are the Japanese notice's."""
+    versions: dict[str, NoticeContent] = {}
+    for code in version_languages(current_app.config):
+        text = values.get(f"text_{code}", "")
+        if not text.strip():
+            if content.kind == CARD and any(values.get(f"{field}_{code}") for field in CARD_FIELDS):
+                raise NoticeError(f"{staff_label(code)}の版の本文を入力してください（見出しやボタンだけの版は作れません）。")
+            continue
+        try:
+            versions[code] = NoticeContent.build(
+                text, image_url=content.image_url,
+                card_title=values.get(f"card_title_{code}") or content.card_title,
+                button_label=values.get(f"button_label_{code}") or content.button_label,
+                button_url=content.button_url, kind=content.kind,
+            )
+        except NoticeError as exc:
+            raise NoticeError(f"{staff_label(code)}の版: {exc}") from None
+    return versions
+
+
+def _requested_versions(values: dict[str, Any]) -> list[str]:
+    """Languages with a version on the form (the live count asks with `versions=pt,vi`)."""
+    offered = version_languages(current_app.config)
+    asked = values.get("versions", "")
+    if asked:
+        return [code for code in asked.split(",") if code in offered]
+    return [code for code in offered if values.get(f"text_{code}", "").strip()]
+
+
+def _language_rows(target: service.Target, versions: list[str], below_floor: bool) -> list[dict[str, Any]]:
+    """How many get each version (the Japanese text first), every version listed even if nobody gets it.
+
+    Staff who may not override see a group smaller than the privacy floor as 「N人未満」, like a
+    segment: a language group in an area can single residents out."""
+    floor = int(current_app.config["SEGMENT_PRIVACY_FLOOR"])
+    groups = dict(service.count_target_by_language(get_session(), target, versions, version_languages(current_app.config)))
+    for code in versions:
+        groups.setdefault(code, 0)
+    groups.setdefault(None, 0)
+    order = [None, *version_languages(current_app.config)]
+    keys = sorted(groups, key=lambda k: (order.index(k) if k in order else len(order), k or ""))
+    rows = []
+    for key in keys:
+        count = groups[key]
+        small = (below_floor or is_below_privacy_floor(count, floor)) and not _is_admin()
+        rows.append({
+            "language": key or "ja", "label": group_label(key, versions),
+            "count": None if small else count, "shown": f"{floor}人未満" if small else f"{count:,} 人",
+        })
+    return rows
 
 
 def _form_context(values: dict[str, Any], error: str | None = None) -> dict[str, Any]:
@@ -176,6 +243,7 @@ def _form_context(values: dict[str, Any], error: str | None = None) -> dict[str,
         "month_days": [(str(d), f"{d}日") for d in range(1, 29)] + [("last", "月末")],
         "is_admin": _is_admin(),
         "floor": int(current_app.config["SEGMENT_PRIVACY_FLOOR"]),
+        "version_languages": [(code, staff_label(code)) for code in version_languages(current_app.config)],
     }
 
 
@@ -293,13 +361,16 @@ def compose() -> Any:
                 first=service.first_run_at(draft.schedule, now),
                 upcoming=draft.schedule.upcoming(now - service.PAST_TOLERANCE, 5) if draft.schedule.is_recurring else [],
                 format_jst=format_jst, messages=draft.content.to_messages(), content=draft.content, account=_account(),
-                floor=int(current_app.config["SEGMENT_PRIVACY_FLOOR"]), multi_fields=MULTI_FIELDS, single_fields=SINGLE_FIELDS,
+                floor=int(current_app.config["SEGMENT_PRIVACY_FLOOR"]), multi_fields=MULTI_FIELDS,
+                single_fields=(*SINGLE_FIELDS, *_version_fields()),
+                versions=[(code, staff_label(code), version.to_messages()) for code, version in draft.versions.items()],
+                language_rows=_language_rows(draft.target, list(draft.versions), below),
             )
         if blocker is not None and count == 0:
             raise NoticeError(blocker)  # below the floor with someone in it: create_broadcast refuses, naming who may override
         staff = current_staff()
         created = service.create_broadcast(
-            session, content=draft.content, schedule=draft.schedule, target=draft.target, title=draft.title,
+            session, content=draft.content, schedule=draft.schedule, target=draft.target, versions=draft.versions, title=draft.title,
             created_by=staff.id if staff else None, privacy_floor=int(current_app.config["SEGMENT_PRIVACY_FLOOR"]),
             override=FloorOverride(staff, "お知らせの予約画面で「少人数でも配信する」を選択") if draft.allow_small and staff else None,
             now=now,
@@ -311,6 +382,7 @@ def compose() -> Any:
     audit(
         session, "notice_create", f"#{broadcast.id}", title=broadcast.title, audience=draft.target.describe(),
         schedule=draft.schedule.describe(), recipients_now=created.recipient_count, emergency=draft.target.is_emergency,
+        **({"languages": "、".join(staff_label(code) for code in draft.versions)} if draft.versions else {}),
     )
     session.commit()
     shown = _shown_count(created.recipient_count, created.is_below_floor)
@@ -339,9 +411,11 @@ def count() -> Any:
     number = service.count_target(get_session(), target)
     floor = int(current_app.config["SEGMENT_PRIVACY_FLOOR"])
     below = not target.is_everyone and is_below_privacy_floor(number, floor)
+    values["versions"] = request.args.get("versions", "")
     return jsonify({
         "count": number if not below or _is_admin() else None, "shown": _shown_count(number, below),
         "description": target.describe(), "floor": floor, "below_floor": below,
+        "languages": _language_rows(target, _requested_versions(values), below),
     })
 
 
@@ -359,13 +433,16 @@ def detail(broadcast_id: int) -> str:
     upcoming = schedule.upcoming(broadcast.next_run_at - dt.timedelta(microseconds=1), 5) if broadcast.next_run_at else []
     content = NoticeContent.from_dict(broadcast.content)
     held_runs = [run for run in report["runs"] if run["status"] == HELD]
+    versions = [
+        (code, staff_label(code), version.messages) for code, version in service.versions_of(session, broadcast.id).items()
+    ]
     # Admins decide on a held occurrence knowing how many it would reach now; others see no small count.
     count_now = service.count_target(session, service.target_of(session, broadcast)) if held_runs and _is_admin() else None
     return render_template(
         "broadcast/detail.html", b=broadcast, report=report, schedule=schedule, upcoming=upcoming, content=content,
         messages=broadcast.messages, labels=STATUS_LABELS, format_jst=format_jst, account=_account(),
         parse_iso=dt.datetime.fromisoformat, SCHEDULED=SCHEDULED, SENDING=SENDING, PAUSED=PAUSED, HELD=HELD,
-        held_runs=held_runs, count_now=count_now, is_admin=_is_admin(),
+        held_runs=held_runs, count_now=count_now, is_admin=_is_admin(), versions=versions,
         floor=int(current_app.config["SEGMENT_PRIVACY_FLOOR"]),
     )
 

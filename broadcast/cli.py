@@ -13,9 +13,11 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from bot.auth import audit
+from bot.i18n import TRANSLATED
 from bot.db import get_db, utcnow
 from broadcast import service
 from broadcast.errors import NoticeError
+from broadcast.languages import staff_label, version_languages
 from broadcast.messages import NoticeContent
 from broadcast.models import PAUSED, STATUS_LABELS
 from broadcast.schedule import (
@@ -67,6 +69,36 @@ def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
 
 
+def _version_options(command: click.Command) -> click.Command:
+    """--text-en, --text-pt, ...: the notice's text in another language (the same kind of message)."""
+    for code in reversed(TRANSLATED):
+        command = click.option(
+            f"--text-{code}", f"text_{code.replace('-', '_')}", default=None,
+            help=f"{staff_label(code)}の版の本文（任意。その言語を選んだ人に送る。カードの見出し・ボタン・画像は日本語と同じ）",
+        )(command)
+    return command
+
+
+def _versions(content: NoticeContent, texts: dict[str, str | None]) -> dict[str, NoticeContent]:
+    """The versions given on the command line, in languages the city offers (LANGUAGES)."""
+    offered = version_languages(current_app.config)
+    versions = {}
+    for code in TRANSLATED:
+        text = texts.get(f"text_{code.replace('-', '_')}")
+        if text is None or not text.strip():
+            continue
+        if code not in offered:
+            raise NoticeError(f"--text-{code}: {staff_label(code)}はこの市の言語（LANGUAGES）にありません。")
+        try:
+            versions[code] = NoticeContent.build(
+                text, image_url=content.image_url, card_title=content.card_title, button_label=content.button_label,
+                button_url=content.button_url, kind=content.kind,
+            )
+        except NoticeError as exc:
+            raise NoticeError(f"--text-{code}: {exc}") from None
+    return versions
+
+
 @broadcast_cli.command("create")
 @click.option("--text", required=True, help="本文（「-」で標準入力から読む）")
 @click.option("--title", default=None, help="管理用の件名（省略時は本文の1行目）")
@@ -85,11 +117,12 @@ def _fail(exc: Exception) -> click.ClickException:
 @click.option("--until", default=None, help="繰り返しの終了日 YYYY-MM-DD（その日を含む）")
 @click.option("--except", "excluded", multiple=True, help="配信しない日 YYYY-MM-DD（複数可、カンマ区切り可）")
 @click.option("--allow-small-segment", is_flag=True, help="対象が SEGMENT_PRIVACY_FLOOR 人未満でも配信する（サーバー管理者の判断として監査ログに記録）")
+@_version_options
 def create(
     text: str, title: str | None, image_url: str | None, card_title: str | None, button_label: str | None,
     button_url: str | None, segment: str | None, age: tuple[str, ...], gender: tuple[str, ...], area: tuple[str, ...],
     interest: tuple[str, ...], emergency: bool, at: str, every: str | None, until: str | None,
-    excluded: tuple[str, ...], allow_small_segment: bool,
+    excluded: tuple[str, ...], allow_small_segment: bool, **version_texts: str | None,
 ) -> None:
     """Schedule a notice; prints its id (a summary goes to stderr)."""
     if text == "-":
@@ -101,11 +134,12 @@ def create(
         if emergency and (segment or rule):
             raise NoticeError("緊急配信は友だち全員に送るため、--segment や条件は指定できません。")
         content = NoticeContent.build(text, image_url=image_url, card_title=card_title, button_label=button_label, button_url=button_url)
+        versions = _versions(content, version_texts)
         schedule = _schedule(at, every, until, excluded, now)
         with get_db().session() as session:
             target = service.make_target(session, config["MUNICIPALITY"], segment_name=segment, rule=rule, is_emergency=emergency)
             created = service.create_broadcast(
-                session, content=content, schedule=schedule, target=target, title=title,
+                session, content=content, schedule=schedule, target=target, versions=versions, title=title,
                 privacy_floor=int(config["SEGMENT_PRIVACY_FLOOR"]), now=now,
                 override=FloorOverride(None, "flask broadcast create --allow-small-segment") if allow_small_segment else None,
             )
@@ -113,6 +147,7 @@ def create(
             audit(
                 session, "notice_create", f"#{broadcast.id}", title=broadcast.title, audience=target.describe(),
                 schedule=schedule.describe(), recipients_now=created.recipient_count, emergency=emergency,
+                **({"languages": "、".join(staff_label(code) for code in versions)} if versions else {}),
             )
     except NoticeError as exc:
         raise _fail(exc) from None

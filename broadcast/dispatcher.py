@@ -64,7 +64,9 @@ from broadcast.models import (
     Broadcast,
     BroadcastChunk,
     BroadcastRun,
+    BroadcastVersion,
 )
+from broadcast.languages import messages_for
 from broadcast.schedule import Schedule
 from broadcast.service import (
     BLOCK_WINDOW,
@@ -238,7 +240,7 @@ class Dispatcher:
             broadcast.next_run_at = schedule.next_after(occurrence) if schedule.is_recurring else None
             # The floor is checked on exactly the list that would be sent, every occurrence.
             floor = int(self.config["SEGMENT_PRIVACY_FLOOR"])
-            if is_held_by_floor(target, sum(len(batch) for batch in batches), floor):
+            if is_held_by_floor(target, sum(len(batch) for _, batch in batches), floor):
                 run.status = HELD
                 run.note = held_note(floor)
                 broadcast.status = settled_status(session, broadcast)
@@ -359,7 +361,22 @@ class Dispatcher:
                 return None
             chunk.attempts += 1
             assert chunk.sent_to is not None
-            return PreparedChunk(chunk.id, run.id, chunk.seq, list(chunk.sent_to), chunk.retry_key, list(broadcast.messages), chunk.attempts)
+            return PreparedChunk(
+                chunk.id, run.id, chunk.seq, list(chunk.sent_to), chunk.retry_key,
+                self._messages(session, broadcast, chunk.language), chunk.attempts,
+            )
+
+    def _messages(self, session: Session, broadcast: Broadcast, language: str | None) -> list[dict[str, Any]]:
+        """What a chunk of this language group sends: the version in its language, else the Japanese
+        text (with a note in the group's language when it has no version: broadcast.languages)."""
+        versions: dict[str, list[dict[str, Any]]] = {}
+        if language is not None:
+            version = session.scalars(
+                select(BroadcastVersion).where(BroadcastVersion.broadcast_id == broadcast.id, BroadcastVersion.language == language)
+            ).first()
+            if version is not None:
+                versions[language] = list(version.messages)
+        return messages_for(language, list(broadcast.messages), versions)
 
     def _still_reachable(self, session: Session, recipients: list[str], is_emergency: bool) -> tuple[list[str], list[int]]:
         """The recipients who still follow (and, for ordinary notices, still accept notices), in order."""

@@ -99,6 +99,10 @@ class BroadcastChunk(Base):
     recipients: Mapped[list[str]] = mapped_column(JSON)  # LINE user ids as resolved
     recipient_count: Mapped[int] = mapped_column()
     retry_key: Mapped[str] = mapped_column(String(36), unique=True)
+    # Which version the chunk sends (broadcast.languages.messages_for): None = the Japanese text; a
+    # language with a BroadcastVersion = that version; another resident language = the Japanese
+    # text with a one-line note in that language. Every chunk holds residents of one such group.
+    language: Mapped[str | None] = mapped_column(String(8))
     # Frozen at the first attempt: the resolved list minus residents who left since.
     sent_to: Mapped[list[str] | None] = mapped_column(JSON)
     skipped_count: Mapped[int] = mapped_column(default=0)
@@ -112,6 +116,19 @@ class BroadcastChunk(Base):
     request_id: Mapped[str | None] = mapped_column(String(64))
     is_already_accepted: Mapped[bool] = mapped_column(default=False)  # LINE answered 409 to a retry
     last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+class BroadcastVersion(Base):
+    """A notice's text in another language (the Japanese text is the notice's own `content`)."""
+
+    __tablename__ = "broadcast_versions"
+    __table_args__ = (UniqueConstraint("broadcast_id", "language", name="uq_broadcast_versions_broadcast_language"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"), index=True)
+    language: Mapped[str] = mapped_column(String(8))  # bot language codes other than "ja"
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)  # broadcast.messages.NoticeContent
+    messages: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # what LINE receives
 
 
 class BroadcastDelivery(Base):

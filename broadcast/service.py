@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
@@ -17,8 +17,10 @@ from sqlalchemy import CursorResult, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from bot.db import utcnow
+from bot import i18n
 from bot.line import new_retry_key
 from broadcast.errors import NoticeError
+from broadcast.languages import delivery_language, group_counts, group_label, staff_label
 from broadcast.messages import NoticeContent
 from broadcast.models import (
     CANCELLED,
@@ -34,6 +36,7 @@ from broadcast.models import (
     BroadcastChunk,
     BroadcastDelivery,
     BroadcastRun,
+    BroadcastVersion,
 )
 from broadcast.schedule import Schedule, format_jst, to_jst
 from kpi.models import UsageEvent
@@ -45,11 +48,11 @@ from segments.rules import (
     SegmentRule,
     authorize_floor_override,
     check_privacy_floor,
+    count_by_language,
     count_recipients,
     get_segment,
     is_below_privacy_floor,
-    resolve_all_followers,
-    resolve_recipients,
+    resolve_with_language,
 )
 
 # A time "just past" is accepted as "now" (a form filled in slowly, a clock a little off).
@@ -134,6 +137,35 @@ def count_target(session: Session, target: Target) -> int:
     return count_recipients(session, target.rule)
 
 
+def count_target_by_language(
+    session: Session, target: Target, versions: Iterable[str], order: Iterable[str] = i18n.TRANSLATED
+) -> list[tuple[str | None, int]]:
+    """How many residents the target reaches now per delivery group (None: the Japanese text), given
+    the languages the notice has versions in (broadcast.languages.delivery_language)."""
+    counts = count_by_language(session, target.rule, all_followers=target.is_emergency)
+    return group_counts(counts, versions, order)
+
+
+def check_versions(versions: Mapping[str, NoticeContent], content: NoticeContent) -> None:
+    """Each version is in a language residents can choose (not Japanese), of the notice's kind, and valid."""
+    for language, version in versions.items():
+        if language not in i18n.TRANSLATED:
+            raise NoticeError(f"「{language}」の版は作れません（選べる言語: {'、'.join(staff_label(c) for c in i18n.TRANSLATED)}）。")
+        if version.kind != content.kind:
+            raise NoticeError(f"{staff_label(language)}の版は日本語と同じ種類のメッセージにしてください。")
+        try:
+            version.validate()
+        except NoticeError as exc:
+            raise NoticeError(f"{staff_label(language)}の版: {exc}") from None
+
+
+def versions_of(session: Session, broadcast_id: int) -> dict[str, BroadcastVersion]:
+    """A notice's versions by language, in the order languages are offered."""
+    rows = session.scalars(select(BroadcastVersion).where(BroadcastVersion.broadcast_id == broadcast_id)).all()
+    rank = {code: n for n, code in enumerate(i18n.LANGUAGES)}
+    return {row.language: row for row in sorted(rows, key=lambda r: rank.get(r.language, len(rank)))}
+
+
 def first_run_at(schedule: Schedule, now: dt.datetime) -> dt.datetime:
     """When the notice first goes out; refuses times in the past."""
     if not schedule.is_recurring:
@@ -165,6 +197,7 @@ def create_broadcast(
     content: NoticeContent,
     schedule: Schedule,
     target: Target,
+    versions: Mapping[str, NoticeContent] | None = None,
     title: str | None = None,
     created_by: int | None = None,
     privacy_floor: int = 0,
@@ -178,6 +211,7 @@ def create_broadcast(
     """
     now = now or utcnow()
     content.validate()
+    check_versions(versions or {}, content)
     schedule.validate()
     first = first_run_at(schedule, now)
     title = (title or "").strip() or content.summary
@@ -198,6 +232,11 @@ def create_broadcast(
     )
     session.add(broadcast)
     session.flush()
+    for language, version in (versions or {}).items():
+        session.add(BroadcastVersion(
+            broadcast_id=broadcast.id, language=language, content=version.to_dict(), messages=version.to_messages(),
+        ))
+    session.flush()
     if target.is_everyone:
         return CreatedNotice(broadcast, count_target(session, target), False)
     try:
@@ -211,16 +250,28 @@ def create_broadcast(
 # --- resolving recipients and the privacy floor at send time ------------------------------------
 
 
-def resolve_batches(session: Session, broadcast: Broadcast, target: Target | None = None) -> list[list[str]]:
-    """LINE user ids in chunks of ≤ 500, resolved now (emergency: every follower)."""
-    if broadcast.is_emergency:
-        return list(resolve_all_followers(session, batch_size=CHUNK_SIZE))
+# A chunk: (delivery language, LINE user ids); None is the Japanese text (broadcast.languages).
+Batch = tuple[str | None, list[str]]
+
+
+def resolve_batches(session: Session, broadcast: Broadcast, target: Target | None = None) -> list[Batch]:
+    """LINE user ids resolved now (emergency: every follower), grouped by the version each resident
+    gets, in chunks of ≤ 500: the Japanese group first, then the languages in the order offered."""
     target = target or target_of(session, broadcast)
-    return list(resolve_recipients(session, target.rule, batch_size=CHUNK_SIZE))
+    versions = set(session.scalars(select(BroadcastVersion.language).where(BroadcastVersion.broadcast_id == broadcast.id)))
+    groups: dict[str | None, list[str]] = {}
+    for line_user_id, language in resolve_with_language(session, target.rule, all_followers=broadcast.is_emergency):
+        groups.setdefault(delivery_language(language, versions), []).append(line_user_id)
+    rank = {code: n for n, code in enumerate(i18n.LANGUAGES)}
+    batches: list[Batch] = []
+    for key in sorted(groups, key=lambda k: (k is not None, rank.get(k or "", len(rank)), k or "")):
+        ids = groups[key]
+        batches += [(key, ids[at:at + CHUNK_SIZE]) for at in range(0, len(ids), CHUNK_SIZE)]
+    return batches
 
 
-def store_chunks(session: Session, run: BroadcastRun, batches: list[list[str]]) -> None:
-    """Store the run's chunks, each with a fresh retry key, in the caller's transaction (before any call)."""
+def store_chunks(session: Session, run: BroadcastRun, batches: list[Batch]) -> None:
+    """Store the run's chunks, each with a fresh retry key and its language, in the caller's transaction (before any call)."""
     if batches:
         session.execute(
             insert(BroadcastChunk),
@@ -228,6 +279,7 @@ def store_chunks(session: Session, run: BroadcastRun, batches: list[list[str]]) 
                 {
                     "run_id": run.id,
                     "seq": seq,
+                    "language": language,
                     "recipients": batch,
                     "recipient_count": len(batch),
                     "retry_key": new_retry_key(),
@@ -236,10 +288,10 @@ def store_chunks(session: Session, run: BroadcastRun, batches: list[list[str]]) 
                     "attempts": 0,
                     "is_already_accepted": False,
                 }
-                for seq, batch in enumerate(batches)
+                for seq, (language, batch) in enumerate(batches)
             ],
         )
-    run.recipient_count = sum(len(batch) for batch in batches)
+    run.recipient_count = sum(len(batch) for _, batch in batches)
     run.chunk_count = len(batches)
 
 
@@ -319,7 +371,7 @@ def release_held_run(
         run = found[0]
     target = target_of(session, broadcast)
     batches = resolve_batches(session, broadcast, target)
-    count = sum(len(batch) for batch in batches)
+    count = sum(len(batch) for _, batch in batches)
     try:
         authorize_floor_override(
             session, FloorOverride(override.actor, reason), count=count, floor=privacy_floor, rule=target.rule,
@@ -470,6 +522,30 @@ def run_counts(session: Session, run_ids: Sequence[int]) -> dict[int, DeliveryCo
     for run_id, blocks in run_block_counts(session, run_ids).items():
         out[run_id].blocks = blocks
     return out
+
+
+def language_counts(session: Session, broadcast_id: int) -> list[dict[str, Any]]:
+    """Recipients and deliveries of a notice per language group (None: the Japanese text), over all its runs."""
+    rows = session.execute(
+        select(
+            BroadcastChunk.language,
+            BroadcastChunk.status,
+            func.coalesce(func.sum(BroadcastChunk.recipient_count), 0),
+            func.coalesce(func.sum(BroadcastChunk.skipped_count), 0),
+        )
+        .join(BroadcastRun, BroadcastRun.id == BroadcastChunk.run_id)
+        .where(BroadcastRun.broadcast_id == broadcast_id)
+        .group_by(BroadcastChunk.language, BroadcastChunk.status)
+    ).all()
+    versions = set(versions_of(session, broadcast_id))
+    out: dict[str | None, dict[str, Any]] = {}
+    for language, status, recipients, skipped in rows:
+        row = out.setdefault(language, {"language": language, "label": group_label(language, versions), "recipients": 0, "delivered": 0})
+        row["recipients"] += int(recipients)
+        if status == SENT:
+            row["delivered"] += int(recipients) - int(skipped)
+    rank = {code: n for n, code in enumerate(i18n.LANGUAGES)}
+    return sorted(out.values(), key=lambda r: (r["language"] is not None, rank.get(r["language"] or "", len(rank))))
 
 
 def delivery_counts(session: Session, broadcast_ids: Sequence[int]) -> dict[int, DeliveryCounts]:
@@ -665,6 +741,8 @@ def notice_report(session: Session, broadcast: Broadcast) -> dict[str, Any]:
         "status_label": STATUS_LABELS.get(broadcast.status, broadcast.status),
         "is_emergency": broadcast.is_emergency,
         "content": broadcast.content,
+        "versions": {language: version.content for language, version in versions_of(session, broadcast.id).items()},
+        "languages": language_counts(session, broadcast.id),
         "target": {
             "segment": broadcast.segment_name,
             "rule": target.rule.to_dict() if target.rule else None,

@@ -210,6 +210,36 @@ def resolve_all_followers(session: Session, batch_size: int = 500) -> Iterator[l
     return _id_batches(session, stmt, batch_size)
 
 
+def _audience(rule: SegmentRule | None, all_followers: bool, *, scan: bool) -> list[ColumnElement[bool]]:
+    if all_followers:
+        return [cast(Resident.is_following, Integer) == 1 if scan else Resident.is_following.is_(True)]
+    return conditions(rule, scan=scan)
+
+
+def resolve_with_language(
+    session: Session, rule: SegmentRule | None, *, all_followers: bool = False
+) -> Iterator[tuple[str, str | None]]:
+    """(LINE user id, declared language or None) of the rule's recipients (or, `all_followers`, of
+    every follower), in stable order (resident id): notices in several languages group by it."""
+    where = _audience(rule, all_followers, scan=_is_sqlite(session))
+    stmt = select(Resident.line_user_id, Resident.language).where(*where).order_by(Resident.id)
+    result = session.connection().execute(stmt.execution_options(yield_per=FETCH_ROWS))
+    try:
+        for line_user_id, language in result:
+            yield line_user_id, language
+    finally:
+        result.close()
+
+
+def count_by_language(session: Session, rule: SegmentRule | None, *, all_followers: bool = False) -> dict[str | None, int]:
+    """How many of the rule's recipients (or of every follower) declared each language (None: none = Japanese)."""
+    scan = _is_sqlite(session) and (all_followers or (rule is not None and not rule.is_everyone))
+    rows = session.execute(
+        select(Resident.language, func.count(Resident.id)).where(*_audience(rule, all_followers, scan=scan)).group_by(Resident.language)
+    ).all()
+    return {language: int(count) for language, count in rows}
+
+
 def is_below_privacy_floor(count: int, floor: int) -> bool:
     """True when fewer residents than the floor would receive a notice, 0 included.
 
@@ -336,7 +366,8 @@ def save_segment(session: Session, name: str, rule: SegmentRule, municipality: s
 
 
 __all__ = [
-    "Criterion", "RuleError", "SegmentRule", "count_recipients", "resolve_recipients", "resolve_all_followers",
+    "Criterion", "RuleError", "SegmentRule", "count_by_language", "count_recipients", "resolve_recipients",
+    "resolve_all_followers", "resolve_with_language",
     "is_below_privacy_floor", "get_segment", "save_segment", "eligible",
     "FloorOverride", "PrivacyFloorError", "Preview", "authorize_floor_override", "check_privacy_floor", "delete_segment", "list_segments",
     "preview", "segment_rule",

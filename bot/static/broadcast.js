@@ -129,6 +129,12 @@
       if (v) params.append(name, v.value);
     });
     params.append("segment", val("segment"));
+    // Languages with a version written: the count says how many get each.
+    var versions = [];
+    form.querySelectorAll("textarea[data-version]").forEach(function (area) {
+      if (area.value.trim()) versions.push(area.getAttribute("data-version"));
+    });
+    params.append("versions", versions.join(",") || "-");
     RULE_FIELDS.forEach(function (name) {
       form.querySelectorAll('input[name="' + name + '"]:checked').forEach(function (box) { params.append(name, box.value); });
     });
@@ -149,6 +155,16 @@
         out.setAttribute("data-blocking", nobody && once ? "nobody" : (data.below_floor ? "floor" : ""));
         if (data.count !== null) out.setAttribute("data-count", String(data.count));
         else out.removeAttribute("data-count");
+        var list = document.getElementById("recipient-languages");
+        if (list) {
+          list.textContent = "";
+          (data.languages || []).forEach(function (lang) {
+            var item = el("li", "", lang.label + ": " + lang.shown);
+            item.setAttribute("data-language", lang.language);
+            if (lang.count !== null) item.setAttribute("data-count", String(lang.count));
+            list.appendChild(item);
+          });
+        }
       })
       .catch(function () { out.textContent = "対象人数を取得できませんでした。"; });
   }
@@ -161,7 +177,7 @@
     toggle();
     renderPreview();
     var name = event.target && event.target.name;
-    if (["target", "segment", "is_emergency", "timing"].concat(RULE_FIELDS).indexOf(name) >= 0) scheduleCount();
+    if (["target", "segment", "is_emergency", "timing"].concat(RULE_FIELDS).indexOf(name) >= 0 || /^text_/.test(name || "")) scheduleCount();
   });
   form.addEventListener("change", function () { toggle(); renderPreview(); scheduleCount(); });
   toggle();
