@@ -272,6 +272,12 @@ def get_entry(session: Session, municipality: str, entry_id: str) -> EntryView |
     return view(entry, current_directory(session, municipality)) if entry else None
 
 
+def get_kb_entry(session: Session, municipality: str, entry_id: str) -> KBEntry | None:
+    """A published entry as the matcher holds it (section and category for the お問い合わせ line)."""
+    _, by_id = INDEXES.get(session, municipality)
+    return by_id.get(entry_id)
+
+
 @functools.lru_cache(maxsize=16)
 def city_name(municipality: str) -> str:
     """The city's name from its shipped city.yaml ("" for a city without one)."""

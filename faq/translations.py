@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.i18n import TRANSLATED
+from bot.i18n import N_, TRANSLATED
 from faq.kb import KB_DIR, MUNICIPALITIES, KBError, KBEntry, _entries_of, _format_answer, load_city
 from faq.models import FaqEntry, FaqTranslation
 
@@ -245,3 +245,81 @@ def translations_of(session: Session, municipality: str, language: str | None = 
     if language is not None:
         query = query.where(FaqTranslation.language == language)
     return [(eid, row) for eid, row in session.execute(query.order_by(FaqEntry.entry_id, FaqTranslation.language))]
+
+
+# --- answering in the resident's language ----------------------------------------------------------
+
+EASY = "ja-easy"
+# The one-line note over a Japanese answer sent to a resident of another language (bot catalogs).
+JAPANESE_ANSWER_NOTE = N_("この回答は日本語だけです。わからないときは、市役所に聞いてください：{contact}")
+CONTACT_LABEL = N_("お問い合わせ：")
+
+
+def _rows(session: Session, municipality: str, entry_ids: Iterable[str], languages: tuple[str, ...]) -> dict[tuple[str, str], FaqTranslation]:
+    ids = set(entry_ids)
+    if not ids or not languages:
+        return {}
+    query = (select(FaqEntry.entry_id, FaqTranslation).join(FaqEntry, FaqEntry.id == FaqTranslation.entry_id)
+             .where(FaqEntry.municipality == municipality, FaqEntry.entry_id.in_(ids),
+                    FaqTranslation.language.in_(languages)))
+    return {(eid, row.language): row for eid, row in session.execute(query)}
+
+
+def _chain(language: str) -> tuple[str, ...]:
+    """Where an answer may come from, best first (Japanese is the last resort, not listed)."""
+    return (language,) if language == EASY else (language, EASY)
+
+
+def localize_views(session: Session, municipality: str, views: Iterable[Any], language: str | None,
+                   *, answers: bool = True) -> list[Any]:
+    """faq.service EntryViews in the resident's language: titles from the resident's language, else
+    やさしい日本語, else Japanese; answers (unless `answers` is False) likewise, the お問い合わせ line
+    labelled in that language, and a Japanese answer sent to a resident of another language starts
+    with a one-line note (in their language) saying so and how to reach the city."""
+    from dataclasses import replace
+
+    from bot.i18n import DEFAULT_LANGUAGE, Translator, normalize
+    from faq import service  # faq.service builds the views (and imports this module's loader)
+    from faq.directory import LINE_LABEL, current_directory
+
+    views = list(views)
+    language = normalize(language)
+    if language == DEFAULT_LANGUAGE or not views:
+        return views
+    rows = _rows(session, municipality, (v.entry_id for v in views), _chain(language))
+    t = Translator(language)
+    directory = current_directory(session, municipality) if answers else None
+    out = []
+    for v in views:
+        found = [rows[(v.entry_id, code)] for code in _chain(language) if (v.entry_id, code) in rows]
+        title = found[0].title if found else v.title
+        if not answers:
+            out.append(replace(v, title=title))
+            continue
+        answered = next((row for row in found if row.answer.strip()), None)
+        if answered is not None:
+            raw = service.get_kb_entry(session, municipality, v.entry_id)
+            body = answered.answer
+            if directory is not None and raw is not None:
+                body = directory.finish_answer(body, raw.section, raw.category)
+                head, sep, contact = body.rpartition("\n" + LINE_LABEL)
+                if sep:
+                    body = f"{head}\n{Translator(answered.language).label(CONTACT_LABEL)}{contact}"
+            out.append(replace(v, title=title, answer=body))
+        else:
+            note = t(JAPANESE_ANSWER_NOTE, contact=directory.main_text() if directory else "")
+            out.append(replace(v, title=title, answer=f"{note}\n\n{v.answer}"))
+    return out
+
+
+def localize_reply(session: Session, municipality: str, reply: Any, language: str | None) -> Any:
+    """A faq.service FaqReply with its entry (answer) and 「もしかして」 candidates in the language."""
+    from dataclasses import replace
+
+    from bot.i18n import DEFAULT_LANGUAGE, normalize
+
+    if normalize(language) == DEFAULT_LANGUAGE:
+        return reply
+    entry = localize_views(session, municipality, [reply.entry], language)[0] if reply.entry is not None else None
+    candidates = tuple(localize_views(session, municipality, reply.candidates, language, answers=False))
+    return replace(reply, entry=entry, candidates=candidates)

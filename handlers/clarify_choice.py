@@ -14,7 +14,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.i18n import N_
 from faq import service
+from faq.translations import localize_views
 from handlers.context import EventContext
 from handlers.faq_replies import CLARIFY_CHOICES, answer_messages, choice_out_of_range_messages, unknown_messages
 from handlers.replies import text
@@ -24,7 +26,7 @@ from segments.service import get_resident
 # After NFKC (１→1, ①→1) and without spaces and punctuation: 「2」「2番」「2番目」「2です」「2でお願いします」.
 _NUMBER = re.compile(r"(\d{1,2})(?:番目?|ばんめ?)?(?:です|でーす|で|を|にします|でお願いします|をお願いします|お願いします)?")
 _IGNORED = re.compile(r"[\s\u3000。、．.,，!！?？「」『』()（）ー〜~]")
-GONE = "その項目は現在ご案内できません。お手数ですが、もう一度質問を送ってください。"
+GONE = N_("その項目は現在ご案内できません。お手数ですが、もう一度質問を送ってください。")
 
 
 def parse_choice(message: str) -> int | None:
@@ -56,21 +58,23 @@ def choose(ctx: EventContext, log_id: Any, chosen: Any, resident_id: int | None,
     「役に立ちましたか？」, or for 「どれでもない」 ("") the honest don't-know; `stale` when the row is
     not this resident's open 「もしかして」 or the entry is gone."""
     municipality = ctx.config["MUNICIPALITY"]
+    t = ctx.t
     if not isinstance(chosen, str) or not service.record_choice(ctx.session, log_id, resident_id, chosen):
-        ctx.reply(text(stale))
+        ctx.reply(text(t(stale)))
         return
     record_usage(ctx.session, "clarify_choice", resident_id, topic=chosen or None, question=log_id)
     if not chosen:
         name, contact = service.city_name(municipality), service.main_contact(ctx.session, municipality)
         reply = service.FaqReply("unknown", categories=service.categories(ctx.session, municipality),
                                  city_name=name, contact=contact)
-        ctx.reply(*unknown_messages(reply))
+        ctx.reply(*unknown_messages(reply, t))
         return
     entry = service.get_entry(ctx.session, municipality, chosen)
     if entry is None:
-        ctx.reply(text(stale))
+        ctx.reply(text(t(stale)))
         return
-    ctx.reply(*answer_messages(entry, log_id))
+    (entry,) = localize_views(ctx.session, municipality, [entry], ctx.language)
+    ctx.reply(*answer_messages(entry, log_id, t))
 
 
 def answer_number(ctx: EventContext, message: str, resident_id: int | None) -> bool:
@@ -87,5 +91,5 @@ def answer_number(ctx: EventContext, message: str, resident_id: int | None) -> b
     elif number <= len(offered):
         choose(ctx, pending.log_id, offered[number - 1], resident_id, GONE)
     else:
-        ctx.reply(*choice_out_of_range_messages(len(offered)))
+        ctx.reply(*choice_out_of_range_messages(len(offered), ctx.t))
     return True

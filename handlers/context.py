@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.i18n import DEFAULT_LANGUAGE, Translator, city_languages
 from segments.models import Resident
 from segments.service import get_resident, preload_residents, record_follow
 
@@ -24,6 +25,9 @@ class EventContext:
     outgoing: list[dict[str, Any]] = field(default_factory=list)
     # What the event's preparer computed before the write transaction (see handlers.dispatch).
     prepared: Any = None
+    # The language of this reply when not the resident's stored one (a question detected in another
+    # language from a resident who chose none: handlers.message).
+    language_override: str | None = None
 
     @property
     def event_type(self) -> str:
@@ -44,6 +48,26 @@ class EventContext:
     def reply(self, *messages: dict[str, Any]) -> None:
         """Queue messages for the reply (sent after the database work is committed)."""
         self.outgoing.extend(messages)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """The languages the city offers (setting LANGUAGES)."""
+        return city_languages(self.config)
+
+    @property
+    def language(self) -> str:
+        """The language of the bot's messages to this sender: the one they chose (if the city still
+        offers it), else Japanese; a per-message override wins."""
+        if self.language_override:
+            return self.language_override
+        resident = get_resident(self.session, self.user_id) if self.user_id else None
+        chosen = resident.language if resident is not None else None
+        return chosen if chosen and chosen in self.languages else DEFAULT_LANGUAGE
+
+    @property
+    def t(self) -> Translator:
+        """Messages in the sender's language: `ctx.t("…")`, `ctx.t.label("…")` (bot.i18n)."""
+        return Translator(self.language)
 
     def resident(self) -> Resident | None:
         """The sending resident, created on first contact (a follower from before the bot)."""

@@ -14,7 +14,7 @@ def handle_follow(ctx: EventContext) -> None:
         return
     resident = record_follow(ctx.session, ctx.user_id)
     record_usage(ctx.session, "follow", resident.id)
-    ctx.reply(*follow_messages(ctx.config["MUNICIPALITY"]))
+    ctx.reply(*follow_messages(ctx.config["MUNICIPALITY"], ctx.t, ctx.languages))
 
 
 def handle_unfollow(ctx: EventContext) -> None:

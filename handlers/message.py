@@ -7,22 +7,43 @@ import unicodedata
 
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.i18n import LANGUAGES, N_, command_msgid, detect_language
 from faq.service import answer_question, prepare_answer, prime_questions
+from faq.translations import localize_reply
 from handlers import clarify_choice, settings
 from handlers.context import EventContext
 from handlers.faq_replies import faq_reply_messages
-from handlers.replies import text
+from handlers.replies import MAX_QUICK_REPLY_ITEMS, postback_button, text
+from kpi.models import UsageEvent
 from kpi.service import record_usage
 
 log = logging.getLogger(__name__)
-NOT_TEXT_HINT = "スタンプや画像ありがとうございます。ご質問は文章で送ってください。「メニュー」で分類から探すこともできます。"
+NOT_TEXT_HINT = N_("スタンプや画像ありがとうございます。ご質問は文章で送ってください。「メニュー」で分類から探すこともできます。")
+LANGUAGE_OFFERED = "language_offered"  # usage event: the offer of a detected language was made (once)
 
 
 def normalize_command(text: str) -> str:
-    """Text as matched against settings commands: NFKC, no surrounding spaces or punctuation."""
-    return unicodedata.normalize("NFKC", text).strip().strip("。!！?？「」")
+    """Text as matched against settings commands: NFKC, no surrounding spaces or punctuation; a
+    command in a resident's language (「Settings」, 「Configurações」) as its Japanese word."""
+    command = unicodedata.normalize("NFKC", text).strip().strip("。!！?？「」")
+    if command and command not in settings.TEXT_COMMANDS and len(command) <= 40:
+        return command_msgid(command, settings.TRANSLATED_COMMANDS) or command
+    return command
+
+
+def _offer_language(ctx: EventContext, resident_id: int | None, language: str) -> list[dict[str, Any]]:
+    """「Português で受け取りますか？」 once per resident: for one who chose no language and wrote in one."""
+    if resident_id is None or ctx.session.scalar(select(UsageEvent.id).where(
+            UsageEvent.resident_id == resident_id, UsageEvent.kind == LANGUAGE_OFFERED).limit(1)) is not None:
+        return []
+    record_usage(ctx.session, LANGUAGE_OFFERED, resident_id)
+    name = LANGUAGES[language]
+    label = f"{name} で受け取りますか？"
+    return [text(ctx.t("これからのメッセージを{language}で受け取りますか？", language=name),
+                 [postback_button(label, {"a": "lang", "l": language}, name)])]
 
 
 def _question(event: dict[str, Any], config: dict[str, Any]) -> str | None:
@@ -66,7 +87,7 @@ def handle_message(ctx: EventContext) -> None:
         return
     if kind != "text":
         if kind in ("sticker", "image", "video", "audio", "file", "location"):
-            ctx.reply(text(NOT_TEXT_HINT))
+            ctx.reply(text(ctx.t(NOT_TEXT_HINT)))
         return
     question = str(message.get("text", ""))[: int(ctx.config["MAX_TEXT_CHARS"])]
     command = settings.TEXT_COMMANDS.get(normalize_command(question))
@@ -76,6 +97,20 @@ def handle_message(ctx: EventContext) -> None:
         return
     if clarify_choice.answer_number(ctx, question, resident_id):  # 「2」 after 「もしかして」
         return
-    reply = answer_question(ctx.session, question, ctx.config, resident_id, prepared=ctx.prepared)
+    detected = detect_language(question, ctx.languages)
+    offer: list[dict[str, Any]] = []
+    if resident is not None and resident.language is None and detected not in (None, "ja"):
+        ctx.language_override = detected  # answered in the language written; offered to keep it
+        offer = _offer_language(ctx, resident_id, detected)
+    query = command if (command := normalize_command(question)) in settings.TRANSLATED_COMMANDS else question
+    reply = answer_question(ctx.session, query, ctx.config, resident_id, prepared=ctx.prepared if query == question else None,
+                            language=detected)
     record_usage(ctx.session, "decision", resident_id, decision=reply.decision, topic=reply.topic, question=reply.log_id)
-    ctx.reply(*faq_reply_messages(reply))
+    reply = localize_reply(ctx.session, ctx.config["MUNICIPALITY"], reply, ctx.language)
+    messages = faq_reply_messages(reply, ctx.t)
+    last = messages[-1] if messages else {}
+    if offer and "quickReply" in last and len(last["quickReply"]["items"]) < MAX_QUICK_REPLY_ITEMS:
+        # Only the last message's buttons show: the offer joins them instead of hiding them.
+        last["quickReply"]["items"].append(offer[0]["quickReply"]["items"][0])
+        offer = []
+    ctx.reply(*messages, *offer)

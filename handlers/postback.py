@@ -6,7 +6,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from bot.i18n import N_
 from faq import service
+from faq.translations import localize_views
 from handlers import settings
 from handlers.clarify_choice import choose
 from handlers.context import EventContext
@@ -15,20 +17,21 @@ from handlers.replies import parse_postback_data, text
 from kpi.service import record_usage
 
 log = logging.getLogger(__name__)
-STALE = "このボタンは使えなくなっています。お手数ですが、もう一度質問を送ってください。"
+STALE = N_("このボタンは使えなくなっています。お手数ですが、もう一度質問を送ってください。")
 
 
 def _feedback(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
     helpful = data.get("v") in (1, True)
+    t = ctx.t
     if data.get("v") not in (0, 1, True, False) or not service.record_feedback(ctx.session, data.get("q"), resident_id, helpful):
-        ctx.reply(text(STALE))
+        ctx.reply(text(t(STALE)))
         return
     record_usage(ctx.session, "feedback", resident_id, helpful=helpful, question=data.get("q"))
     if helpful:
-        ctx.reply(text("ご回答ありがとうございます。お役に立ててうれしいです。"))
+        ctx.reply(text(t("ご回答ありがとうございます。お役に立ててうれしいです。")))
     else:
-        ctx.reply(text("ご回答ありがとうございます。職員が内容を見直します。"
-                       "言い方を変えて質問していただくと、見つかることもあります。"))
+        ctx.reply(text(t("ご回答ありがとうございます。職員が内容を見直します。"
+                         "言い方を変えて質問していただくと、見つかることもあります。")))
 
 
 def _pick(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
@@ -39,33 +42,35 @@ def _menu(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> N
     page = data.get("p", 0)
     cats = service.categories(ctx.session, ctx.config["MUNICIPALITY"])
     if not isinstance(page, int) or isinstance(page, bool) or not 0 <= page < category_pages(len(cats)):
-        ctx.reply(text(STALE))
+        ctx.reply(text(ctx.t(STALE)))
         return
-    ctx.reply(*menu_messages(cats, page))
+    ctx.reply(*menu_messages(cats, page, ctx.t))
 
 
 def _category(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
     labels = dict(service.categories(ctx.session, ctx.config["MUNICIPALITY"]))
     category = data.get("c")
     if not isinstance(category, str) or category not in labels:
-        ctx.reply(text(STALE))
+        ctx.reply(text(ctx.t(STALE)))
         return
     entries = service.entries_in_category(ctx.session, ctx.config["MUNICIPALITY"], category)
     page = data.get("p", 0)
     if not isinstance(page, int) or isinstance(page, bool) or not 0 <= page < category_pages(len(entries)):
-        ctx.reply(text(STALE))
+        ctx.reply(text(ctx.t(STALE)))
         return
-    ctx.reply(*entry_list_messages(entries, labels[category], category, page))
+    entries = localize_views(ctx.session, ctx.config["MUNICIPALITY"], entries, ctx.language, answers=False)
+    ctx.reply(*entry_list_messages(entries, labels[category], category, page, ctx.t))
 
 
 def _show(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
     entry_id = data.get("t")
     entry = service.get_entry(ctx.session, ctx.config["MUNICIPALITY"], entry_id) if isinstance(entry_id, str) else None
     if entry is None:
-        ctx.reply(text(STALE))
+        ctx.reply(text(ctx.t(STALE)))
         return
     record_usage(ctx.session, "menu_choice", resident_id, topic=entry_id)
-    ctx.reply(*answer_messages(entry, None))
+    (entry,) = localize_views(ctx.session, ctx.config["MUNICIPALITY"], [entry], ctx.language)
+    ctx.reply(*answer_messages(entry, None, ctx.t))
 
 
 POSTBACK_ACTIONS: dict[str, Callable[[EventContext, dict[str, Any], int | None], None]] = {
@@ -89,6 +94,6 @@ def handle_postback(ctx: EventContext) -> None:
     if handler is None:
         log.info("postback with data that is not ours ignored: event=%s", ctx.webhook_event_id)
         if ctx.is_direct_chat:
-            ctx.reply(text(STALE))
+            ctx.reply(text(ctx.t(STALE)))
         return
     handler(ctx, data or {}, resident_id)

@@ -93,6 +93,7 @@ def forget_attributes(resident: Resident) -> None:
     resident.area = None
     resident.interests_mask = 0
     resident.is_notices_enabled = True
+    resident.language = None
 
 
 def record_unfollow(session: Session, line_user_id: str) -> Resident:
@@ -175,6 +176,16 @@ def set_interest(resident: Resident, name: str, selected: bool) -> bool:
     return True
 
 
+def set_language(resident: Resident, language: str) -> bool:
+    """Set the language the bot uses with the resident (a declared attribute, so only with consent);
+    True when it changed. The caller checks the code is one the city offers (bot.i18n)."""
+    _require_consent(resident)
+    if resident.language == language:
+        return False
+    resident.language = language
+    return True
+
+
 def set_notices_enabled(resident: Resident, enabled: bool) -> bool:
     """Turn notices on or off; True when it changed."""
     _require_consent(resident)
@@ -230,5 +241,5 @@ __all__ = [
     "ATTRIBUTE_FIELDS", "FIELD_LABELS", "INTERESTS", "ResidentSettings", "SettingError", "choices_for",
     "consent_key", "delete_attributes", "forget_attributes", "get_resident", "give_consent", "has_consented",
     "preload_residents",
-    "record_follow", "record_unfollow", "set_attribute", "set_interest", "set_notices_enabled",
+    "record_follow", "record_unfollow", "set_attribute", "set_interest", "set_language", "set_notices_enabled",
 ]

@@ -133,6 +133,9 @@ def test_faq_load_writes_rows_and_keeps_staff_edits(app, kb: Path) -> None:
     code = app.config["MUNICIPALITY"]
     with get_db(app).session() as session:
         load_repo_kb(session, code)
+        for shipped in session.scalars(select(FaqTranslation)):  # start from none: only the file below
+            session.delete(shipped)
+        session.flush()
         report = upsert_translations(session, code, load_translations(code, load_kb(code, kb), kb))
         assert report.added == 1
         row = session.scalars(select(FaqTranslation).join(FaqEntry, FaqEntry.id == FaqTranslation.entry_id)

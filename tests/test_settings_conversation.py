@@ -84,7 +84,7 @@ def test_follow_greets_with_the_city_and_a_privacy_notice_and_stores_only_the_id
     # What is stored, why, for how long, how to delete it.
     for words in ("LINEのユーザーID", "同意した日時", "お知らせの配信先を選ぶため", "ブロックするまで", "「登録情報を削除」"):
         assert words in notice["text"]
-    assert [b["label"] for b in buttons(notice)] == ["同意して登録する", "登録しない"]
+    assert [b["label"] for b in buttons(notice)] == ["同意して登録する", "登録しない", "Language / 言語"]
     stored = row(joso)
     assert stored.is_following and stored.followed_at is not None
     assert (stored.consented_at, stored.age_band, stored.gender, stored.area, stored.interests_mask) == (None, None, None, None, 0)
@@ -127,7 +127,7 @@ def test_follow_consent_register_change_stop_resume_delete(joso, resident, caplo
     # 「設定」 shows the settings and lets the resident change each.
     (settings,) = resident.says("設定")
     assert "現在の登録内容です" in settings["text"] and "年代：30代" in settings["text"]
-    assert [b["label"] for b in buttons(settings)] == ["年代を変更", "性別を変更", "地域を変更", "関心を変更", "配信停止", "登録情報を削除"]
+    assert [b["label"] for b in buttons(settings)] == ["年代を変更", "性別を変更", "地域を変更", "関心を変更", "Language / 言語", "配信停止", "登録情報を削除"]
     age = tap(resident, settings, "年代を変更")
     assert "（現在：30代）" in age["text"]
     changed = tap(resident, age, "40代")
