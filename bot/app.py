@@ -79,6 +79,18 @@ def create_app(**overrides: Any) -> Flask:
 
     app.extensions["maintenance_jobs"] = [run_question_log_retention, purge_processed_events]
 
+    # Disaster mode: its admin pages, a switch LINE did not take finished on the clock, the
+    # emergency notice sent by broadcast, the FAQ's preference for disaster entries.
+    from broadcast.service import create_emergency_notice
+    from disaster import admin as disaster_admin
+    from disaster import mode as disaster_mode
+    from faq.service import set_category_preference
+
+    disaster_admin.init_app(app)
+    app.extensions["maintenance_jobs"].append(disaster_mode.reconcile_menus)
+    disaster_mode.register_emergency_sender(app, create_emergency_notice)
+    set_category_preference(disaster_mode.preferred_faq_category)
+
     # The KPI reports get entry titles and the unanswered clusters from faq (kpi may not import faq).
     from faq import kpi_feed
     from kpi import hooks as kpi_hooks

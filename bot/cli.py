@@ -57,6 +57,7 @@ def init_app(app: Flask) -> None:
     """Register the CLI groups."""
     from bot.backup import backup_cli
     from bot.line_check import line_check_command
+    from disaster.cli import disaster_command, shelters_cli
     from broadcast.cli import broadcast_cli
     from faq.cli import faq_cli
     from handlers.richmenu import line_cli
@@ -64,7 +65,8 @@ def init_app(app: Flask) -> None:
     from segments.cli import segments_cli
 
     line_cli.add_command(line_check_command)  # asks LINE about the channel; lives in bot beside the gateway
+    line_cli.add_command(disaster_command)  # switches the default rich menu; lives in disaster
     app.cli.add_command(db_cli)
     app.cli.add_command(backup_cli)
-    for group in (faq_cli, segments_cli, broadcast_cli, kpi_cli, line_cli):
+    for group in (faq_cli, segments_cli, broadcast_cli, kpi_cli, line_cli, shelters_cli):
         app.cli.add_command(group)

@@ -80,6 +80,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "TRUSTED_PROXIES": (int, 0, "reverse proxies in front of gunicorn whose X-Forwarded-For/Proto to trust (login rate limits use the client address)"),
     "LOG_LEVEL": (str, "INFO", "application log level"),
     "KPI_CONFIG_FILE": (str, None, "YAML with the city's KPI settings (usage-rate denominator with source and date, targets); overrides kpi/cities.yaml"),
+    "DISASTER_INFO_URL": (str, None, "the page with the city's latest disaster information, linked by the disaster menu and at the end of every answer while disaster mode is on (default: the city's homepage from faq/kb/cities/<city>/city.yaml)"),
     "QUESTION_LOG_RETENTION_DAYS": (int, 365, "logged questions older than this are deleted by the retention job (flask faq purge-log); 0 keeps them"),
 }
 

@@ -212,6 +212,20 @@ class LineGateway:
         """Show this rich menu to every user without a per-user menu."""
         self._call("set_default_rich_menu", self._api.set_default_rich_menu, rich_menu_id)
 
+    def get_default_rich_menu(self) -> str | None:
+        """The id of the menu every user without a per-user menu sees; None when there is none (404)."""
+        try:
+            response = self._call("get_default_rich_menu", self._api.get_default_rich_menu_id)
+        except LineRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(response.rich_menu_id)
+
+    def cancel_default_rich_menu(self) -> None:
+        """Leave users without a default rich menu."""
+        self._call("cancel_default_rich_menu", self._api.cancel_default_rich_menu)
+
     def list_rich_menus(self) -> list[dict[str, Any]]:
         """The channel's rich menus."""
         response = self._call("list_rich_menus", self._api.get_rich_menu_list)

@@ -3,6 +3,7 @@
 from bot import models as _bot_models  # noqa: F401
 from bot.db import Base
 from broadcast import models as _broadcast_models  # noqa: F401
+from disaster import models as _disaster_models  # noqa: F401
 from faq import models as _faq_models  # noqa: F401
 from handlers import models as _handlers_models  # noqa: F401
 from kpi import models as _kpi_models  # noqa: F401

@@ -766,3 +766,17 @@ def notice_report(session: Session, broadcast: Broadcast) -> dict[str, Any]:
             for run in runs
         ],
     }
+
+
+def create_emergency_notice(session: Session, text: str, created_by: int | None = None) -> int:
+    """An emergency text notice to every follower, due now (disaster mode's switch; bot.app wires it).
+
+    Ignores segments, interests, notice settings and the privacy floor, and is never held; the
+    dispatcher sends it once, in chunks with retry keys. Returns the notice's id (NoticeError if
+    LINE would refuse the text)."""
+    now = utcnow()
+    created = create_broadcast(
+        session, content=NoticeContent(kind="text", text=text), schedule=Schedule.once(now, immediate=True),
+        target=Target(is_emergency=True), title="【緊急】" + " ".join(text.split())[:90], created_by=created_by, now=now,
+    )
+    return created.broadcast.id

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -315,13 +316,47 @@ def prime_questions(session: Session, texts: list[str], config: dict[str, Any]) 
     index.prime(questions)
 
 
+# The category whose entries to prefer now, or None: a hook bot.app wires (disaster mode prefers
+# 防災 entries while it is on; faq may not import the package that knows).
+CategoryPreference = Callable[[Session, dict[str, Any]], "str | None"]
+_category_preference: CategoryPreference | None = None
+# How close to the best candidate a preferred one must score to be put first.
+PREFERENCE_MARGIN = 0.05
+
+
+def set_category_preference(hook: CategoryPreference | None) -> None:
+    """Wire the category-preference hook (bot.app)."""
+    global _category_preference
+    _category_preference = hook
+
+
+def prefer_category(decision: Decision, by_id: dict[str, KBEntry], category: str) -> Decision:
+    """A small bias of a decision toward a category: candidates of it that score within
+    PREFERENCE_MARGIN of the best come first, and an answer goes to the first of them. An unknown
+    stays unknown, and nothing further behind moves up."""
+    if decision.kind == "unknown" or not decision.candidates:
+        return decision
+    best = decision.candidates[0].score
+    preferred = [c for c in decision.candidates
+                 if c.entry_id in by_id and by_id[c.entry_id].category == category and c.score >= best - PREFERENCE_MARGIN]
+    if not preferred or preferred[0] is decision.candidates[0]:
+        return decision
+    ordered = tuple(preferred + [c for c in decision.candidates if c not in preferred])
+    entry_id = ordered[0].entry_id if decision.kind == "answer" else None
+    return Decision(decision.kind, entry_id, decision.score, ordered)
+
+
 def prepare_answer(session: Session, text: str, config: dict[str, Any]) -> PreparedAnswer:
-    """Small-talk detection and matching (read-only)."""
+    """Small-talk detection and matching (read-only), with the category preference applied."""
     kind = _smalltalk(text)
     if kind is not None:
         return PreparedAnswer(text, kind, None, {})
     index, by_id = INDEXES.get(session, config["MUNICIPALITY"])
-    return PreparedAnswer(text, None, index.match(text, thresholds_from(config, index.default_thresholds)), by_id)
+    decision = index.match(text, thresholds_from(config, index.default_thresholds))
+    preferred = _category_preference(session, config) if _category_preference is not None else None
+    if preferred:
+        decision = prefer_category(decision, by_id, preferred)
+    return PreparedAnswer(text, None, decision, by_id)
 
 
 _INSERT_QUESTION_LOG = insert(QuestionLog.__table__).returning(QuestionLog.__table__.c.id)

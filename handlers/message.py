@@ -14,6 +14,7 @@ from bot.i18n import LANGUAGES, N_, command_msgid, detect_language
 from faq.service import answer_question, prepare_answer, prime_questions
 from faq.translations import localize_reply
 from handlers import clarify_choice, settings
+from handlers import disaster
 from handlers.context import EventContext
 from handlers.faq_replies import faq_reply_messages
 from handlers.replies import MAX_QUICK_REPLY_ITEMS, postback_button, text
@@ -85,11 +86,20 @@ def handle_message(ctx: EventContext) -> None:
     record_usage(ctx.session, "message", resident_id, message_type=kind)
     if not ctx.is_direct_chat:
         return
+    if kind == "location" and disaster.in_search(ctx, resident_id):  # 「避難所を探す」 asked for it
+        disaster.handle_location(ctx, resident_id)
+        return
     if kind != "text":
+        if kind == "location" and disaster.claims_location(ctx, resident_id):  # no other flow took it
+            disaster.handle_location(ctx, resident_id)
+            return
         if kind in ("sticker", "image", "video", "audio", "file", "location"):
             ctx.reply(text(ctx.t(NOT_TEXT_HINT)))
         return
     question = str(message.get("text", ""))[: int(ctx.config["MAX_TEXT_CHARS"])]
+    if normalize_command(question) in disaster.TEXT_WORDS:  # 「避難所」: the shelter search
+        disaster.start_search(ctx, resident_id)
+        return
     command = settings.TEXT_COMMANDS.get(normalize_command(question))
     if command is not None:
         record_usage(ctx.session, "command", resident_id, command=normalize_command(question))
@@ -107,7 +117,7 @@ def handle_message(ctx: EventContext) -> None:
                             language=detected)
     record_usage(ctx.session, "decision", resident_id, decision=reply.decision, topic=reply.topic, question=reply.log_id)
     reply = localize_reply(ctx.session, ctx.config["MUNICIPALITY"], reply, ctx.language)
-    messages = faq_reply_messages(reply, ctx.t)
+    messages = disaster.with_info_line(ctx, faq_reply_messages(reply, ctx.t))
     last = messages[-1] if messages else {}
     if offer and "quickReply" in last and len(last["quickReply"]["items"]) < MAX_QUICK_REPLY_ITEMS:
         # Only the last message's buttons show: the offer joins them instead of hiding them.

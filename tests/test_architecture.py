@@ -6,10 +6,11 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bot", "handlers", "faq", "segments", "broadcast", "kpi")
+PACKAGES = ("bot", "handlers", "faq", "segments", "broadcast", "kpi", "disaster")
 ALLOWED = {
-    "handlers": {"faq", "segments", "kpi", "bot"},
+    "handlers": {"faq", "segments", "kpi", "disaster", "bot"},
     "broadcast": {"segments", "kpi", "bot"},
+    "disaster": {"segments", "kpi", "bot"},
     "faq": {"bot"},
     "segments": {"bot"},
     "kpi": {"bot"},

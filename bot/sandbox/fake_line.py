@@ -1049,6 +1049,15 @@ class FakeLinePlatform:
         event["postback"] = {"data": data} if params is None else {"data": data, "params": params}
         return event
 
+    def location_event(self, user_id: str, latitude: float, longitude: float, address: str | None = None) -> dict[str, Any]:
+        """A location message from user_id (what LINE's location picker sends) with a fresh reply token."""
+        event = self._event_base(user_id, "message", reply=True)
+        event["message"] = {"id": str(next(self._message_ids)), "type": "location", "latitude": latitude,
+                            "longitude": longitude}
+        if address is not None:
+            event["message"]["address"] = address
+        return event
+
     def follow_event(self, user_id: str) -> dict[str, Any]:
         """A follow (friend added) event from user_id with a fresh reply token."""
         event = self._event_base(user_id, "follow", reply=True)
