@@ -240,9 +240,16 @@ def render_text(report: ChannelReport) -> str:
 def line_check_command(as_json: bool) -> None:
     """Ask LINE whether the channel is ready: token, webhook URL and test, message quota (exit 1 if something must be fixed)."""
     config = current_app.config
-    report = check_channel(
-        current_app.extensions["line"], str(config["LINE_API_BASE_URL"]), float(config["LINE_QUOTA_WARN_PERCENT"])
-    )
+    try:
+        report = check_channel(
+            current_app.extensions["line"], str(config["LINE_API_BASE_URL"]), float(config["LINE_QUOTA_WARN_PERCENT"])
+        )
+    except (ValueError, TypeError) as exc:
+        # The SDK could not read an answer (not LINE's documented shape): say so, without a traceback.
+        raise click.ClickException(
+            f"LINE（{config['LINE_API_BASE_URL']}）の答えを読めませんでした（{type(exc).__name__}）。"
+            "LINE_API_BASE_URL が LINE の Messaging API を指しているか確かめてください。"
+        ) from None
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable, Iterator
+from typing import Any
 import pytest
 from flask import Flask
 
@@ -214,3 +215,37 @@ def test_line_unreachable_and_line_errors_later_in_the_check(make_app: Callable[
     assert code == 1
     assert "[要対応] Webhook URL の取得: LINE 側のエラーです（状態コード 503）（LINE の説明: Internal server error）。" in output
     assert "[要対応] メッセージの送信数の取得: LINE 側のエラーです（状態コード 500）（LINE の説明: Internal server error）。" in output
+
+
+def test_the_channel_controls_over_http(fake_line_server: Any, fake_line: FakeLinePlatform) -> None:
+    """Out-of-process users (make run, CI's production-like stack) set the channel through /_fake/channel."""
+    import requests
+
+    _fake, served = fake_line_server
+    state = requests.post(f"{served.url}/_fake/channel", json={
+        "webhookEndpoint": "https://city.example.jp/callback", "quota": 200, "quotaUsed": 150, "revokeToken": "old-token",
+    }, timeout=5).json()
+    assert state == {"webhookEndpoint": "https://city.example.jp/callback", "webhookActive": True, "quota": 200,
+                     "revokedTokens": 1, "quotaUsed": 150}
+    refused = requests.get(f"{served.url}/v2/bot/info", headers={"Authorization": "Bearer old-token"}, timeout=5)
+    assert refused.status_code == 401
+    assert requests.get(f"{served.url}/_fake/channel", timeout=5).json()["quotaUsed"] == 150
+    assert requests.post(f"{served.url}/_fake/channel", json={"quota": -1}, timeout=5).status_code == 400
+
+
+def test_an_answer_the_sdk_cannot_read_is_one_clear_line(make_app: Callable[..., Flask], fake_line: FakeLinePlatform) -> None:
+    from werkzeug.serving import make_server
+    import threading
+
+    def not_line(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"hello": "world"}']
+
+    server = make_server("127.0.0.1", 0, not_line)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        app = make_app(LINE_API_BASE_URL=f"http://127.0.0.1:{server.server_port}")
+        code, output = run_check(app)
+    finally:
+        server.shutdown()
+    assert code == 1 and "の答えを読めませんでした" in output and "LINE_API_BASE_URL" in output
