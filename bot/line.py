@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -262,6 +263,25 @@ class LineGateway:
     def message_quota_consumption(self) -> dict[str, Any]:
         """Messages counted against the quota this month (`totalUsage`)."""
         return _plain(self._call("message_quota_consumption", self._api.get_message_quota_consumption))
+
+    # ---- message content (api-data host) ---------------------------------------------------------
+
+    def get_message_content(self, message_id: str, attempts: int = 3, backoff_seconds: float = 0.5) -> bytes:
+        """The bytes of an image (video, audio, file) a user sent: GET /v2/bot/message/{id}/content.
+
+        A GET changes nothing, so 429, 5xx, connection failures and timeouts are retried here (up to
+        `attempts` calls, the wait doubling from `backoff_seconds`); a 4xx (404: the content is gone
+        or the id is unknown) is not. The last failure is raised.
+        """
+        for attempt in range(1, max(1, attempts) + 1):
+            try:
+                response = self._call("get_message_content", self._blob.get_message_content_with_http_info, message_id)
+                return bytes(response.raw_data or b"")
+            except (LineServerError, LineTimeout, LineRateLimited):
+                if attempt >= attempts:
+                    raise
+                time.sleep(backoff_seconds * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         """Release HTTP connections."""

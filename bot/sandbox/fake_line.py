@@ -41,7 +41,7 @@ MAX_QUICK_REPLY_ITEMS = 13
 MAX_RICHMENU_AREAS = 20
 MAX_RICHMENU_IMAGE_BYTES = 1024 * 1024
 FAULT_ENDPOINTS = frozenset(
-    {"reply", "push", "multicast", "profile", "loading", "richmenu", "info", "webhook", "quota", "*"}
+    {"reply", "push", "multicast", "profile", "loading", "richmenu", "info", "webhook", "quota", "content", "*"}
 )
 WEBHOOK_TEST_TIMEOUT = 10.0  # how long the webhook test waits for the bot's answer
 
@@ -775,6 +775,7 @@ _ROUTE_TABLE: list[tuple[str, dict[str, str]]] = [
     ("/v2/bot/message/push", {"POST": "push"}),
     ("/v2/bot/message/multicast", {"POST": "multicast"}),
     ("/v2/bot/profile/{user_id}", {"GET": "profile"}),
+    ("/v2/bot/message/{message_id}/content", {"GET": "content"}),
     ("/v2/bot/chat/loading/start", {"POST": "loading"}),
     ("/v2/bot/richmenu", {"POST": "richmenu_create"}),
     ("/v2/bot/richmenu/validate", {"POST": "richmenu_validate"}),
@@ -896,6 +897,7 @@ class FakeLinePlatform:
         self._rich_menus: dict[str, dict[str, Any]] = {}
         self._rich_menu_images: dict[str, tuple[str, bytes]] = {}
         self._default_rich_menu: str | None = None
+        self._contents: dict[str, tuple[str, bytes]] = {}  # message id -> (content type, bytes) of sent images
         self._stats: dict[str, dict[str, int]] = {}
         # The channel's settings as LINE keeps them (the webhook URL itself is self.webhook_url).
         self.webhook_active = True
@@ -1056,6 +1058,16 @@ class FakeLinePlatform:
                             "longitude": longitude}
         if address is not None:
             event["message"]["address"] = address
+        return event
+
+    def image_event(self, user_id: str, content: bytes, content_type: str = "image/jpeg") -> dict[str, Any]:
+        """An image message from user_id; its bytes are served at /v2/bot/message/{id}/content (api-data)."""
+        event = self._event_base(user_id, "message", reply=True)
+        message_id = str(next(self._message_ids))
+        with self._lock:
+            self._contents[message_id] = (content_type, bytes(content))
+        event["message"] = {"id": message_id, "type": "image", "contentProvider": {"type": "line"},
+                            "quoteToken": secrets.token_urlsafe(48)}
         return event
 
     def follow_event(self, user_id: str) -> dict[str, Any]:
@@ -1296,6 +1308,14 @@ class FakeLinePlatform:
         with self._lock:
             menus = list(self._rich_menus.values())
         return _json(200, {"richmenus": menus})
+
+    def _op_content(self, args: dict[str, str], **_: Any) -> _Reply:
+        """GET /v2/bot/message/{messageId}/content (api-data.line.me): the bytes of an image a user sent."""
+        with self._lock:
+            found = self._contents.get(args["message_id"])
+        if found is None:
+            return _json(404, {"message": "Not found"})
+        return _Reply(200, found[1], [("Content-Type", found[0])])
 
     def _op_richmenu_get(self, args: dict[str, str], **_: Any) -> _Reply:
         """GET /v2/bot/richmenu/{richMenuId}."""
