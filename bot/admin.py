@@ -35,7 +35,9 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 JST = dt.timezone(dt.timedelta(hours=9), "JST")  # Japan has no daylight saving time
 AUDIT_PAGE_SIZE = 50
 # Views that must accept POSTs from outside a staff browser (LINE's servers, the simulator).
-CSRF_EXEMPT_ENDPOINTS = frozenset({"webhook.callback"})
+# The homepage chat's JSON API carries no cookie authority; it requires JSON and an allowed Origin
+# instead (webchat.views), so cross-site form posts cannot reach it either.
+CSRF_EXEMPT_ENDPOINTS = frozenset({"webhook.callback", "webchat.api_ask", "webchat.api_choose", "webchat.api_feedback"})
 CSRF_EXEMPT_BLUEPRINT_PREFIX = "simulator"
 
 MSG_LOGIN_EMPTY = "ユーザー名とパスワードを入力してください。"

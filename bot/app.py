@@ -113,6 +113,17 @@ def create_app(**overrides: Any) -> Flask:
         note="質問の言語は自動判定です（判定しなかった質問は日本語に数えます）。",
     )
 
+    # The homepage channel: the chat widget, its API and the public FAQ pages; its per-channel
+    # figures in the KPI reports.
+    from webchat import kpi_feed as webchat_kpi
+    from webchat import views as webchat
+
+    webchat.init_app(app)
+    kpi_hooks.register_section(
+        app, webchat_kpi.SECTION_KEY, webchat_kpi.SECTION_TITLE, webchat_kpi.COLUMNS, webchat_kpi.channel_figures,
+        note=webchat_kpi.NOTE, ranked=False,
+    )
+
     if app.config["SIMULATOR_ENABLED"]:
         from bot.sandbox import simulator
 

@@ -50,6 +50,10 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "FAQ_CLARIFY_THRESHOLD": (float, None, "with FAQ_ANSWER_THRESHOLD: score floor for 「もしかして」; below it the bot says it does not know"),
     "FAQ_MARGIN": (float, None, "with FAQ_ANSWER_THRESHOLD: lead over the second entry needed to answer directly"),
     "FAQ_CHOICE_WINDOW_MINUTES": (float, 30.0, "a number a resident sends (1〜3, 0 = どれでもない) picks from their 「もしかして」 of the last this many minutes; 0 turns it off"),
+    "WEBCHAT_ALLOWED_ORIGINS": (str, None, "the city's homepage origins that may embed the chat widget and call its API, comma-separated (e.g. https://www.city.example.jp); empty: only this server's own pages"),
+    "WEBCHAT_RATE_PER_ADDRESS": (int, 60, "homepage chat API calls one address may make per WEBCHAT_RATE_WINDOW_SECONDS, counted in each web process (0: no limit)"),
+    "WEBCHAT_RATE_PER_SESSION": (int, 20, "homepage chat API calls one chat session may make per WEBCHAT_RATE_WINDOW_SECONDS, counted in each web process (0: no limit)"),
+    "WEBCHAT_RATE_WINDOW_SECONDS": (int, 60, "the window of the homepage chat's rate limits"),
     "BROADCAST_POLL_SECONDS": (float, 5.0, "how often the notice dispatcher (flask broadcast run-scheduler) looks for due notices"),
     "BROADCAST_SEND_THREADS": (int, 4, "multicast calls the dispatcher makes at the same time"),
     "BROADCAST_MAX_ATTEMPTS": (int, 15, "attempts per multicast chunk (429, 5xx, timeouts) before it is marked failed"),
@@ -103,6 +107,8 @@ def is_weak_secret_key(value: str) -> bool:
 
 def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
     """Build the app configuration from the environment; overrides win (tests)."""
+    from urllib.parse import urlsplit
+
     env = dict(os.environ if environ is None else environ)
     cfg: dict[str, Any] = {}
     errors: list[str] = []
@@ -130,6 +136,11 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
     icon = cfg.get("LINE_ACCOUNT_ICON_URL")
     if icon and not (str(icon).startswith("https://") or (str(icon).startswith("/") and not str(icon).startswith("//"))):
         errors.append(f"LINE_ACCOUNT_ICON_URL={icon!r} must be an https:// URL or a path starting with /")
+    for origin in str(cfg.get("WEBCHAT_ALLOWED_ORIGINS") or "").split(","):
+        parts = urlsplit(origin.strip())
+        if origin.strip() and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path.strip("/")
+                               or parts.query or parts.fragment or "@" in parts.netloc):
+            errors.append(f"WEBCHAT_ALLOWED_ORIGINS: {origin.strip()!r} is not an origin like https://www.city.example.jp")
     if app_env == "production":
         missing = [k for k in REQUIRED_IN_PRODUCTION if not cfg.get(k)]
         if missing:

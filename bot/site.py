@@ -64,8 +64,16 @@ def slash_redirect_target() -> str | None:
     return request.script_root + target + (f"?{query}" if query else "")
 
 
+def register_error_renderer(app: Flask, prefix: str, render: ErrorHandler) -> None:
+    """Let a package answer the errors under `prefix` its own way (e.g. a JSON API's {"error": ...})."""
+    app.extensions.setdefault("site_error_renderers", []).append((prefix, render))
+
+
 def error_response(exc: HTTPException) -> Any:
     """The Japanese page, or JSON for machine endpoints, for an error nobody else answered."""
+    for prefix, render in current_app.extensions.get("site_error_renderers", ()):
+        if request.path.startswith(prefix):
+            return render(exc)
     code = exc.code or 500
     # Allow (405), Retry-After (429) and the like stay; the body is ours.
     headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]

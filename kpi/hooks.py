@@ -33,6 +33,8 @@ class Section:
     # Column index of the count drawn as a bar chart (None: no chart).
     chart_column: int | None = None
     note: str = ""
+    # Ranked tables (top questions) get a 順位 column first; a fixed list (per channel) does not.
+    ranked: bool = True
 
 
 @dataclass
@@ -65,8 +67,9 @@ def register_section(
     *,
     chart_column: int | None = None,
     note: str = "",
+    ranked: bool = True,
 ) -> None:
     """Add a table to the dashboard, the CSV downloads and the monthly report."""
     if not key.replace("_", "").isalnum():
         raise ValueError(f"section key {key!r}: letters, digits and _ only (it names a CSV file)")
-    hooks(app).sections[key] = Section(key, title, tuple(columns), provider, chart_column, note)
+    hooks(app).sections[key] = Section(key, title, tuple(columns), provider, chart_column, note, ranked)

@@ -202,8 +202,9 @@ def build_report(
         table = _section_table(section, rows)
         section_tables.append(table)
         if section.chart_column is not None and rows:
-            labels = [str(row[1]) for row in table.rows]  # row[0] is the rank
-            values = [row[section.chart_column + 1] or 0 for row in table.rows]
+            first = 1 if section.ranked else 0  # row[0] of a ranked table is the rank
+            labels = [str(row[first]) for row in table.rows]
+            values = [row[section.chart_column + first] or 0 for row in table.rows]
             report.charts[section.key] = Chart(section.key, section.title, charts.hbar_chart(
                 f"chart-{section.key}", section.title, labels, values, unit="件"))
     report.has_unanswered_section = UNANSWERED_SECTION in kpi_hooks.sections
@@ -325,10 +326,13 @@ def _top_questions_table(report: MonthlyReport, catalog: Mapping[str, tuple[str,
 
 
 def _section_table(section: Section, rows: Sequence[Sequence[Any]] | None) -> Table:
+    columns = ("順位", *section.columns) if section.ranked else section.columns
     if rows is None:
-        return Table(section.key, section.title, ("順位", *section.columns), [], note="集計を取得できませんでした。")
+        return Table(section.key, section.title, columns, [], note="集計を取得できませんでした。")
+    if not section.ranked:
+        return Table(section.key, section.title, columns, [tuple(row) for row in rows], note=section.note)
     body = [(rank, *row) for rank, row in enumerate(list(rows)[:TOP_LIMIT], start=1)]
-    return Table(section.key, section.title, ("順位", *section.columns), body, note=section.note)
+    return Table(section.key, section.title, columns, body, note=section.note)
 
 
 def _categories_table(report: MonthlyReport) -> Table:

@@ -6,8 +6,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bot", "handlers", "faq", "segments", "broadcast", "kpi", "disaster")
+PACKAGES = ("bot", "handlers", "webchat", "faq", "segments", "broadcast", "kpi", "disaster")
 ALLOWED = {
+    "webchat": {"faq", "segments", "kpi", "bot"},
     "handlers": {"faq", "segments", "kpi", "disaster", "bot"},
     "broadcast": {"segments", "kpi", "bot"},
     "disaster": {"segments", "kpi", "bot"},

@@ -27,15 +27,15 @@ def test_landing_page_in_development_links_the_admin_and_the_simulator(make_app:
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and '<html lang="ja">' in html
     assert "<h1>常総市公式LINE</h1>" in html
-    assert links(html) == ["/admin/", "/simulator"]
-    # Every link leads somewhere: no page that does not exist yet (the public FAQ is only a marked place).
+    assert links(html) == ["/faq", "/admin/", "/simulator"]
+    # Every link leads somewhere: no page that does not exist yet.
     for href in links(html):
         assert client.get(href, follow_redirects=True).status_code == 200, href
 
 
 def test_landing_page_without_the_simulator_links_only_the_admin(client: FlaskClient) -> None:
     html = client.get("/").get_data(as_text=True)
-    assert links(html) == ["/admin/"]
+    assert links(html) == ["/faq", "/admin/"]
     assert "シミュレーター" not in html
 
 
