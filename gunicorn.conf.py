@@ -18,9 +18,22 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     """Wrong settings stop gunicorn at once with one line, before any worker fails on them."""
     if getattr(server.app, "app_uri", None) != "wsgi:app":
         return  # another WSGI app (see post_worker_init)
+    from bot import metrics
     from bot.startup import check_config
 
     check_config()
+    # /metrics adds up every worker's counters (and this host's dispatcher's) from per-process files
+    # in PROMETHEUS_MULTIPROC_DIR (default instance/metrics); those of processes gone are dropped now.
+    metrics.remove_files_of_dead_processes(metrics.enable_multiprocess())
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A worker exited: its live gauges leave the /metrics sum (its counters stay counted)."""
+    if getattr(server.app, "app_uri", None) != "wsgi:app":
+        return
+    from bot import metrics
+
+    metrics.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]

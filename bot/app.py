@@ -13,11 +13,17 @@ from bot.config import load_config
 from bot.line import LineGateway
 
 
-def configure_logging(level: str) -> None:
-    """Plain structured-ish logs to stderr (never residents' messages: see STYLE.md)."""
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """Plain structured-ish logs to stderr, or JSON lines (never residents' messages: see STYLE.md)."""
+    from bot.logformat import TEXT_FORMAT, formatter_for
+
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s")
+        logging.basicConfig(format=TEXT_FORMAT)
+        root.handlers[0].name = "linebot"
+    for handler in root.handlers:
+        if handler.name == "linebot":
+            handler.setFormatter(formatter_for(log_format))
     root.setLevel(level.upper())
     # Alembic and the SDK's HTTP pool are chatty at INFO; their warnings still show.
     for noisy in ("alembic", "urllib3"):
@@ -37,7 +43,7 @@ def create_app(**overrides: Any) -> Flask:
         JSON_AS_ASCII=False,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    configure_logging(config["LOG_LEVEL"])
+    configure_logging(config["LOG_LEVEL"], config["LOG_FORMAT"])
     if config["TRUSTED_PROXIES"]:
         # Behind nginx the client address is in X-Forwarded-For; without this every staff
         # member would share the proxy's address for login rate limiting.
@@ -53,14 +59,16 @@ def create_app(**overrides: Any) -> Flask:
     )
 
     # Imported here, not at module top, so `bot` depends on nothing of ours at import time.
-    from bot import admin, cli
+    from bot import admin, cli, metrics
     from handlers import webhook
     from handlers.dispatch import handler_for, prepare_batch, preparer_for
-    from handlers.inbox import EventProcessor, InboxWorkers
+    from handlers.inbox import EventProcessor, InboxWorkers, backlog_gauges
 
     processor = EventProcessor(app, app.extensions["line"], handler_for, preparer_for, prepare_batch)
     app.extensions["inbox"] = InboxWorkers(app, processor)
     app.register_blueprint(webhook.bp)
+    metrics.init_app(app)
+    metrics.register_gauges(app, backlog_gauges)
     admin.init_app(app)
     cli.init_app(app)
     # Each feature package brings its admin pages (blueprint + navigation entry).

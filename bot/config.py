@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,6 +43,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "INBOX_BACKLOG_LIMIT": (int, 32, "events waiting in one process above which webhook requests wait before answering (backpressure; 0: never wait)"),
     "INBOX_ACK_MAX_WAIT_SECONDS": (float, 1.0, "longest a webhook request waits for room (LINE gives up after 2 s; the events are already stored)"),
     "INBOX_MAX_ATTEMPTS": (int, 5, "attempts before an event is marked failed"),
+    "INSTANCE_HOST_ID": (str, None, "the host name written on this process group's inbox claims (default: the machine's hostname); give each gunicorn group on one machine its own, so none takes back another's claims as those of its dead processes"),
     "INBOX_RETENTION_DAYS": (int, 7, "processed webhook events (they contain residents' texts) are deleted after this; 0 keeps them"),
     "REPLY_TOKEN_TTL_SECONDS": (float, 50.0, "after this age an event is answered by push instead of reply"),
     "WEBHOOK_MAX_BODY_BYTES": (int, 1_000_000, "larger webhook bodies are refused with 413"),
@@ -83,6 +85,9 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "LINE_OPENAPI_DIR": (str, None, "LINE OpenAPI specs for the fake platform (default ../shared/line-openapi)"),
     "TRUSTED_PROXIES": (int, 0, "reverse proxies in front of gunicorn whose X-Forwarded-For/Proto to trust (login rate limits use the client address)"),
     "LOG_LEVEL": (str, "INFO", "application log level"),
+    "LOG_FORMAT": (str, "text", "text: one plain line per log record; json: one JSON object per line (same fields, for log collectors)"),
+    "METRICS_TOKEN": (str, None, "bearer token a Prometheus scrape of /metrics must send (Authorization: Bearer ...); with METRICS_ALLOWED_NETWORKS both must match; with neither, /metrics is off in production (404) and loopback-only elsewhere"),
+    "METRICS_ALLOWED_NETWORKS": (str, None, "comma-separated addresses or networks (e.g. 10.0.0.5,192.168.1.0/24) allowed to read /metrics; behind a proxy set TRUSTED_PROXIES so the client address is seen"),
     "KPI_CONFIG_FILE": (str, None, "YAML with the city's KPI settings (usage-rate denominator with source and date, targets); overrides kpi/cities.yaml"),
     "DISASTER_INFO_URL": (str, None, "the page with the city's latest disaster information, linked by the disaster menu and at the end of every answer while disaster mode is on (default: the city's homepage from faq/kb/cities/<city>/city.yaml)"),
     "QUESTION_LOG_RETENTION_DAYS": (int, 365, "logged questions older than this are deleted by the retention job (flask faq purge-log); 0 keeps them"),
@@ -125,6 +130,17 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
     app_env = cfg["APP_ENV"]
     if app_env not in {"development", "production", "testing"}:
         errors.append(f"APP_ENV={app_env!r} must be development, production or testing")
+    if cfg["LOG_FORMAT"] not in ("text", "json"):
+        errors.append(f"LOG_FORMAT={cfg['LOG_FORMAT']!r} must be text or json")
+    host_id = cfg.get("INSTANCE_HOST_ID")
+    if host_id and (len(str(host_id)) > 80 or not re.fullmatch(r"[A-Za-z0-9._-]+", str(host_id))):
+        errors.append(f"INSTANCE_HOST_ID={host_id!r} must be 1 to 80 letters, digits, '.', '_' or '-'")
+    try:
+        from bot.metrics import parse_networks
+
+        parse_networks(cfg.get("METRICS_ALLOWED_NETWORKS"))
+    except ValueError as exc:
+        errors.append(f"METRICS_ALLOWED_NETWORKS: {exc}")
     if cfg["MUNICIPALITY"] not in MUNICIPALITIES:
         errors.append(f"MUNICIPALITY={cfg['MUNICIPALITY']!r} must be one of {', '.join(MUNICIPALITIES)}")
     try:

@@ -32,6 +32,8 @@ from linebot.v3.messaging import (
     TestWebhookEndpointRequest,
 )
 
+from bot import metrics
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -125,9 +127,10 @@ class LineGateway:
         """Run one SDK call with the timeout (or `timeout_`), mapping failures to LineError subclasses."""
         timeout = timeout_ or self.timeout
         try:
-            return fn(*args, _request_timeout=timeout, **kwargs)
+            result = fn(*args, _request_timeout=timeout, **kwargs)
         except ApiException as exc:
             status = exc.status
+            metrics.line_call(what, status)
             request_id = _header(exc.headers, "x-line-request-id")
             message = f"LINE {what} failed: {_error_message(exc.body)}"
             if status == 429:
@@ -137,11 +140,16 @@ class LineGateway:
             raise LineRejected(message, status, request_id) from None
         except urllib3.exceptions.NewConnectionError as exc:
             # Checked first: urllib3 makes it a subclass of ConnectTimeoutError, but nothing was sent.
+            metrics.line_call(what, "connection_error")
             raise LineServerError(f"LINE {what} connection failed", None, None) from exc
         except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+            metrics.line_call(what, "timeout")
             raise LineTimeout(f"LINE {what} timed out after {timeout}s", None, None) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            metrics.line_call(what, "connection_error")
             raise LineServerError(f"LINE {what} connection failed: {type(exc).__name__}", None, None) from exc
+        metrics.line_call(what, getattr(result, "status_code", None) or 200)
+        return result
 
     @staticmethod
     def _check_messages(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

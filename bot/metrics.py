@@ -48,7 +48,8 @@ WEBHOOK_OUTCOMES = ("stored", "bad_signature", "bad_body", "too_large", "unavail
 WEBHOOK_EVENT_RESULTS = ("new", "duplicate", "skipped")
 LINE_ENDPOINTS = (
     "reply", "push", "multicast", "get_profile", "show_loading", "validate_rich_menu", "create_rich_menu",
-    "set_rich_menu_image", "set_default_rich_menu", "list_rich_menus", "delete_rich_menu", "bot_info",
+    "set_rich_menu_image", "set_default_rich_menu", "get_default_rich_menu", "cancel_default_rich_menu", "list_rich_menus",
+    "delete_rich_menu", "bot_info",
     "webhook_endpoint", "test_webhook", "message_quota", "message_quota_consumption",
 )
 LINE_STATUSES = ("timeout", "connection_error")  # besides 3-digit HTTP statuses

@@ -12,6 +12,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from bot import metrics
 from bot.auth import audit
 from bot.i18n import TRANSLATED
 from bot.db import get_db, utcnow
@@ -294,6 +295,8 @@ def run_scheduler(once: bool) -> None:
                 # Only when the database kept refusing work: tell cron, the next run resumes them.
                 raise click.ClickException(f"送り終えていない配信があります（配信回 {', '.join(map(str, report.waiting_runs))}）。")
         return
+    # Its counters (notices sent and failed, multicast calls) go beside the web workers' for /metrics.
+    metrics.enable_multiprocess()
     process = scheduler.SchedulerProcess(app)
     process.install_signal_handlers()
     process.run(

@@ -44,6 +44,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot import metrics
 from bot.db import Database, get_db, utcnow
 from bot.line import (
     LineError,
@@ -325,11 +326,16 @@ class Dispatcher:
         try:
             result = self.gateway.multicast(prepared.to, prepared.messages, retry_key=prepared.retry_key)
         except LineError as exc:
-            return self.record_failure(prepared, exc)
+            status = self.record_failure(prepared, exc)
+            metrics.notice_chunk("failed" if status == FAILED else "retry", len(prepared.to))
+            return status
         except Exception as exc:  # noqa: BLE001 - a bug or a refused message: fail the chunk, never loop on it
             log.exception("chunk %s of run %s: unexpected error from the gateway", prepared.chunk_id, prepared.run_id)
-            return self.record_failure(prepared, exc)
+            status = self.record_failure(prepared, exc)
+            metrics.notice_chunk("failed" if status == FAILED else "retry", len(prepared.to))
+            return status
         self.record_sent(prepared, result.request_id, result.already_accepted)
+        metrics.notice_chunk("repeat" if result.already_accepted else "sent", len(prepared.to))
         return SENT
 
     def prepare_chunk(self, chunk_id: int, now: dt.datetime | None = None) -> PreparedChunk | None:

@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from bot import metrics
 from bot.db import Database, get_db, utcnow
 from bot.line import LineError, LineGateway, LineRejected, LineTimeout
 from handlers.context import EventContext, preload
@@ -363,14 +364,18 @@ class EventProcessor:
             for row, exc in failures:
                 self._record_failure(row.id, row.token, exc)
             done: list[tuple[int, str]] = []
+            received: list[dt.datetime] = []
             for row in handled:
                 try:
                     self._deliver(row)
                     done.append((row.id, row.token))
+                    received.append(row.received_at)
                 except Exception as exc:  # noqa: BLE001 - one event failing must not fail the others
                     self._record_failure(row.id, row.token, exc)
             try:
                 self._finish_many(done)
+                now = utcnow()
+                metrics.events_done((now - at).total_seconds() for at in received if at is not None)
             except Exception as exc:  # noqa: BLE001 - sent but not marked: the claim expires, sending is idempotent
                 log.error("delivered events could not be marked done: %s", type(exc).__name__)
 
@@ -551,7 +556,7 @@ class InboxWorkers:
         self.app = app
         self.processor = processor
         self.db = get_db(app)
-        self.owner = Owner()
+        self.owner = Owner(app.config.get("INSTANCE_HOST_ID"))
         self.writer = InboxWriter(self.db, claim_for=self._claim_for_insert, on_stored=self._enqueue)
         processor.retry_due = self._retry_due
         self._mutex = threading.Lock()
@@ -622,7 +627,7 @@ class InboxWorkers:
 
     def run_once(self, limit: int = 16) -> int:
         """Take back dead processes' claims, claim one batch and process it in the calling thread."""
-        reclaim_dead_claims(self.db)
+        reclaim_dead_claims(self.db, self.owner.host)
         claimed = claim_events(self.db, limit, float(self.app.config["INBOX_LEASE_SECONDS"]), str(self.owner))
         self.processor.process_batch(self.processor.load(claimed))
         return len(claimed)
@@ -679,17 +684,17 @@ class InboxWorkers:
                     self._room.notify_all()
 
 
-def reclaim_dead_claims(db: Database) -> int:
-    """End at once the claims held by processes of this host that are gone; returns how many events."""
+def reclaim_dead_claims(db: Database, host: str | None = None) -> int:
+    """End at once the claims held by processes of this host (INSTANCE_HOST_ID) that are gone; returns how many events."""
     now = utcnow()
     with db.read_session() as session:
         owners = session.scalars(
             select(InboxEvent.claim_owner).distinct().where(
                 InboxEvent.status == PROCESSING, InboxEvent.lease_until > now,
-                InboxEvent.claim_owner.like(Owner.host_prefix() + "%"),
+                InboxEvent.claim_owner.like(Owner(host).host_prefix() + "%"),
             )
         ).all()
-    dead = [o for o in owners if is_dead(o)]
+    dead = [o for o in owners if is_dead(o, host)]
     if not dead:
         return 0
     with db.write_connection() as conn:
@@ -701,6 +706,23 @@ def reclaim_dead_claims(db: Database) -> int:
     count = int(result.rowcount or 0)
     log.warning("took back %d event(s) held by %d process(es) of this host that died", count, len(dead))
     return count
+
+
+def backlog_gauges(app: Flask) -> list[metrics.Gauge]:
+    """The inbox as /metrics shows it, read from the database (the same for every process and host)."""
+    now = utcnow()
+    with get_db(app).read_session() as session:
+        counts = dict(session.execute(
+            select(InboxEvent.status, func.count()).where(InboxEvent.status.in_([PENDING, PROCESSING])).group_by(InboxEvent.status)
+        ).all())
+        oldest = session.scalar(select(func.min(InboxEvent.received_at)).where(InboxEvent.status.in_([PENDING, PROCESSING])))
+    backlog = "Webhook events stored and not yet answered: pending (waiting or backing off) and processing (claimed)"
+    return [
+        metrics.Gauge("inbox_backlog_events", backlog, float(counts.get(PENDING, 0)), (("status", "pending"),)),
+        metrics.Gauge("inbox_backlog_events", backlog, float(counts.get(PROCESSING, 0)), (("status", "processing"),)),
+        metrics.Gauge("inbox_oldest_pending_age_seconds", "Age of the oldest webhook event not yet answered (0 when none)",
+                      max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0),
+    ]
 
 
 def purge_processed_events(app: Flask, now: dt.datetime | None = None) -> int:

@@ -5,7 +5,9 @@ left by processes that died on the same host (killed, crashed, or from before a 
 take them back without waiting for their lease to run out. Claims of other hosts are never
 judged from here: on PostgreSQL they are taken back when their lease expires.
 
-Owner string: ``host/boot/pid/start/instance`` where `start` is the process's start time in
+Owner string: ``host/boot/pid/start/instance`` where `host` is INSTANCE_HOST_ID or the hostname (two
+gunicorn groups on one machine with their own ids act as two hosts: neither takes back the other's
+claims as dead processes of its own, they wait for the lease), `start` is the process's start time in
 clock ticks since boot (so a reused pid is not mistaken for the dead process) and `instance`
 tells apart several apps in one process (tests run a "dead" and a "restarted" app side by side).
 """
@@ -42,10 +44,16 @@ _HOST = socket.gethostname()[:80].replace("/", "_")
 _BOOT = _boot_id()
 
 
+def host_id(configured: str | None = None) -> str:
+    """The host part of owners: INSTANCE_HOST_ID when set (two process groups on one machine act as two hosts), else the hostname."""
+    return configured[:80].replace("/", "_") if configured else _HOST
+
+
 class Owner:
     """The identity one app instance (one InboxWorkers) writes on its claims."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str | None = None) -> None:
+        self.host = host_id(host)
         self.instance = uuid.uuid4().hex[:12]
         self._pid: int | None = None
         self._text = ""
@@ -54,7 +62,7 @@ class Owner:
         pid = os.getpid()
         if pid != self._pid:  # first use, or after a fork (gunicorn workers)
             self._pid = pid
-            self._text = f"{_HOST}/{_BOOT}/{pid}/{_start_ticks(pid) or '0'}/{self.instance}"
+            self._text = f"{self.host}/{_BOOT}/{pid}/{_start_ticks(pid) or '0'}/{self.instance}"
         return self._text
 
     def alive(self, is_alive: bool) -> None:
@@ -62,14 +70,13 @@ class Owner:
         with _LOCK:
             (_LIVE_INSTANCES.add if is_alive else _LIVE_INSTANCES.discard)(self.instance)
 
-    @staticmethod
-    def host_prefix() -> str:
+    def host_prefix(self) -> str:
         """The prefix every owner on this host starts with."""
-        return f"{_HOST}/"
+        return f"{self.host}/"
 
 
-def is_dead(owner: str | None) -> bool:
-    """True if the owner certainly no longer runs: on this host, and its boot, process or instance is gone.
+def is_dead(owner: str | None, host: str | None = None) -> bool:
+    """True if the owner certainly no longer runs: on this host (`host`: INSTANCE_HOST_ID), and its boot, process or instance is gone.
 
     Unknown owners (another host, an unreadable string, no /proc) count as alive: their claims
     wait for the lease to expire.
@@ -77,7 +84,7 @@ def is_dead(owner: str | None) -> bool:
     if not owner:
         return False
     parts = owner.split("/")
-    if len(parts) != 5 or parts[0] != _HOST:
+    if len(parts) != 5 or parts[0] != host_id(host):
         return False
     _host, boot, pid_text, start, instance = parts
     if boot != _BOOT:

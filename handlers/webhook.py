@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import metrics
 from handlers.inbox import IncomingEvent, dedupe_key
 from handlers.validate import normalise_event
 
@@ -59,21 +60,26 @@ def callback() -> tuple[dict[str, Any], int]:
     limit = int(config["WEBHOOK_MAX_BODY_BYTES"])
     if (request.content_length or 0) > limit:
         log.warning("webhook body too large: %s bytes", request.content_length)
+        metrics.webhook_request("too_large")
         return _answer(413, "request body too large")
     body = request.get_data(cache=False)
     if len(body) > limit:
         log.warning("webhook body too large: %d bytes", len(body))
+        metrics.webhook_request("too_large")
         return _answer(413, "request body too large")
     if not verify_signature(config["LINE_CHANNEL_SECRET"], body, request.headers.get("X-Line-Signature")):
         log.warning("webhook signature missing or invalid")
+        metrics.webhook_request("bad_signature")
         return _answer(400, "invalid signature")
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; deep nesting is not
         log.warning("webhook body is not JSON")
+        metrics.webhook_request("bad_body")
         return _answer(400, "malformed JSON")
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         log.warning("webhook body has no events list")
+        metrics.webhook_request("bad_body")
         return _answer(400, "events must be a list")
 
     accepted, skipped = parse_events(payload)
@@ -83,10 +89,12 @@ def callback() -> tuple[dict[str, Any], int]:
     except (SQLAlchemyError, TimeoutError):
         # Not stored: a non-2xx makes LINE redeliver, so nothing is lost.
         log.exception("webhook events could not be stored")
+        metrics.webhook_request("unavailable")
         return _answer(503, "temporarily unavailable")
     if new:
         inbox.notify()
         inbox.wait_for_room()  # stored already: waiting only slows the sender while we catch up
+    metrics.webhook_request("stored", new=new, duplicates=len(accepted) - new, skipped=skipped)
     if len(accepted) - new:
         log.info("webhook: %d redelivered event(s) acknowledged without processing", len(accepted) - new)
     return {"stored": new, "duplicates": len(accepted) - new, "skipped": skipped}, 200
