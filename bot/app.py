@@ -132,6 +132,20 @@ def create_app(**overrides: Any) -> Flask:
         note=webchat_kpi.NOTE, ranked=False,
     )
 
+    # Residents' reports (「通報」): the staff inbox, the status pushes left to send and the
+    # retention purge on the clock, the figures by category and status in the KPI reports.
+    from reports import admin as reports_admin
+    from reports import service as reports_service
+
+    reports_admin.init_app(app)
+    app.extensions["maintenance_jobs"] += [reports_service.send_pending_notices, reports_service.purge_reports]
+    kpi_hooks.register_section(
+        app, "reports_by_category", "住民からの通報（分類・状況別）",
+        ("分類", "受付件数", "うち受付", "うち対応中", "うち完了", "うち対象外", "状況のお知らせ"),
+        reports_service.kpi_by_category, chart_column=1,
+        note="その月に受け付けた通報の件数と、いまの状況です。「状況のお知らせ」はその月に住民へ送った状況の変更の数です。",
+    )
+
     if app.config["SIMULATOR_ENABLED"]:
         from bot.sandbox import simulator
 

@@ -90,6 +90,12 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "METRICS_ALLOWED_NETWORKS": (str, None, "comma-separated addresses or networks (e.g. 10.0.0.5,192.168.1.0/24) allowed to read /metrics; behind a proxy set TRUSTED_PROXIES so the client address is seen"),
     "KPI_CONFIG_FILE": (str, None, "YAML with the city's KPI settings (usage-rate denominator with source and date, targets); overrides kpi/cities.yaml"),
     "DISASTER_INFO_URL": (str, None, "the page with the city's latest disaster information, linked by the disaster menu and at the end of every answer while disaster mode is on (default: the city's homepage from faq/kb/cities/<city>/city.yaml)"),
+    "REPORT_CATEGORIES": (str, "道路,公園,街灯,ごみの不法投棄,動物の死骸,その他", "categories residents choose from when they report a problem (「通報」), comma-separated, in order (at most 12; 道路 gets the guidance to the national road line #9910)"),
+    "REPORT_DAILY_LIMIT": (int, 5, "reports one resident may send per day (Japan time); 0: no limit"),
+    "REPORT_DRAFT_MINUTES": (int, 60, "a report not sent within this long after its last step is dropped (its buttons then say so)"),
+    "REPORT_PHOTO_MAX_BYTES": (int, 10_000_000, "a report photo larger than this is not kept (the report goes on without it)"),
+    "REPORT_PHOTO_DIR": (str, None, "where report photos are stored, outside the web root (default instance/reports/); served only to signed-in staff"),
+    "REPORT_RETENTION_DAYS": (int, 365, "reports and their photos are deleted this long after they were sent (hourly job of the dispatcher); 0 keeps them"),
     "QUESTION_LOG_RETENTION_DAYS": (int, 365, "logged questions older than this are deleted by the retention job (flask faq purge-log); 0 keeps them"),
 }
 
@@ -149,6 +155,9 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
         parse_languages(cfg["LANGUAGES"])
     except ValueError as exc:
         errors.append(f"LANGUAGES={cfg['LANGUAGES']!r}: {exc}")
+    report_categories = [c.strip() for c in str(cfg.get("REPORT_CATEGORIES") or "").split(",") if c.strip()]
+    if not 1 <= len(report_categories) <= 12 or any(len(c) > 20 for c in report_categories):
+        errors.append("REPORT_CATEGORIES must list 1 to 12 categories of at most 20 characters, comma-separated")
     icon = cfg.get("LINE_ACCOUNT_ICON_URL")
     if icon and not (str(icon).startswith("https://") or (str(icon).startswith("/") and not str(icon).startswith("//"))):
         errors.append(f"LINE_ACCOUNT_ICON_URL={icon!r} must be an https:// URL or a path starting with /")

@@ -10,8 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base, UTCDateTime, utcnow
 
-ROLES = ("admin", "pr", "faq", "viewer")
-ROLE_LABELS = {"admin": "管理者", "pr": "広報（お知らせ配信）", "faq": "FAQ担当", "viewer": "閲覧（KPI）"}
+ROLES = ("admin", "pr", "faq", "viewer", "reports")
+ROLE_LABELS = {"admin": "管理者", "pr": "広報（お知らせ配信）", "faq": "FAQ担当", "viewer": "閲覧（KPI）",
+               "reports": "通報の担当"}
 
 
 class StaffUser(Base):

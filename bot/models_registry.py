@@ -7,6 +7,7 @@ from disaster import models as _disaster_models  # noqa: F401
 from faq import models as _faq_models  # noqa: F401
 from handlers import models as _handlers_models  # noqa: F401
 from kpi import models as _kpi_models  # noqa: F401
+from reports import models as _reports_models  # noqa: F401
 from segments import models as _segments_models  # noqa: F401
 
 metadata = Base.metadata

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers import report_chat
 from handlers.context import EventContext
 from handlers.settings import follow_messages
 from kpi.service import record_usage
@@ -23,3 +24,4 @@ def handle_unfollow(ctx: EventContext) -> None:
         return
     resident = record_unfollow(ctx.session, ctx.user_id)
     record_usage(ctx.session, "unfollow", resident.id)
+    report_chat.forget(ctx, resident.id)  # their draft goes; sent reports lose the link to them

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from bot.i18n import LANGUAGES, N_, command_msgid, detect_language
 from faq.service import answer_question, prepare_answer, prime_questions
 from faq.translations import localize_reply
-from handlers import clarify_choice, settings
+from handlers import clarify_choice, report_chat, settings
 from handlers import disaster
 from handlers.context import EventContext
 from handlers.faq_replies import faq_reply_messages
@@ -64,7 +64,10 @@ def _question_to_match(event: dict[str, Any], config: dict[str, Any]) -> str | N
 
 def prepare_message(event: dict[str, Any], session: Session, config: dict[str, Any]) -> Any:
     """Match the question before the write transaction (None for commands, non-text, and a number
-    that picks from the sender's open 「もしかして」)."""
+    that picks from the sender's open 「もしかして」); an image for a report's photo step is fetched here."""
+    photo = report_chat.prepare_photo(event, session, config)
+    if photo is not None:
+        return photo
     question = _question_to_match(event, config)
     if question is None or clarify_choice.is_choice(event, question, session, config):
         return None
@@ -86,6 +89,8 @@ def handle_message(ctx: EventContext) -> None:
     record_usage(ctx.session, "message", resident_id, message_type=kind)
     if not ctx.is_direct_chat:
         return
+    if kind in ("image", "location") and report_chat.handle_message(ctx, resident_id, kind):  # a report in progress
+        return
     if kind == "location" and disaster.in_search(ctx, resident_id):  # 「避難所を探す」 asked for it
         disaster.handle_location(ctx, resident_id)
         return
@@ -104,6 +109,11 @@ def handle_message(ctx: EventContext) -> None:
     if command is not None:
         record_usage(ctx.session, "command", resident_id, command=normalize_command(question))
         command(ctx, resident_id)
+        return
+    if normalize_command(question) in report_chat.TEXT_WORDS:  # 「通報」: a report of a problem in town
+        report_chat.start(ctx, resident_id)
+        return
+    if report_chat.handle_message(ctx, resident_id, "text", question):  # the step of a report in progress
         return
     if clarify_choice.answer_number(ctx, question, resident_id):  # 「2」 after 「もしかして」
         return

@@ -9,7 +9,7 @@ from typing import Any
 from bot.i18n import N_
 from faq import service
 from faq.translations import localize_views
-from handlers import disaster, settings
+from handlers import disaster, report_chat, settings
 from handlers.clarify_choice import choose
 from handlers.context import EventContext
 from handlers.faq_replies import answer_messages, category_pages, entry_list_messages, menu_messages
@@ -80,6 +80,7 @@ POSTBACK_ACTIONS: dict[str, Callable[[EventContext, dict[str, Any], int | None],
     "cat": _category,
     "show": _show,
     **settings.POSTBACK_ACTIONS,
+    **report_chat.POSTBACK_ACTIONS,
     **disaster.POSTBACK_ACTIONS,
 }
 
