@@ -589,7 +589,7 @@ def test_cli_create_rejects_bad_role(app: Flask, runner: Any) -> None:
     args = ["users", "create", "sato", "--role", "root", "--password-stdin"]
     result = runner.invoke(args=args, input=PASSWORD + "\n")
     assert result.exit_code != 0
-    assert "権限は admin, pr, faq, viewer のいずれかを指定してください。" in result.output
+    assert "権限は admin, pr, faq, viewer, reports のいずれかを指定してください。" in result.output
 
 
 def test_cli_create_rejects_short_password(app: Flask, runner: Any) -> None:
