@@ -87,6 +87,20 @@ def create_app(**overrides: Any) -> Flask:
 
     app.extensions["maintenance_jobs"] = [run_question_log_retention, purge_processed_events]
 
+    # LINE's per-notice statistics and friend counts, fetched daily; shown in the KPI reports.
+    from broadcast import insights
+    from kpi import hooks as kpi_hooks
+
+    app.extensions["maintenance_jobs"].append(insights.collect_statistics)
+    kpi_hooks.register_section(
+        app, insights.NOTICE_SECTION, insights.NOTICE_TITLE, insights.NOTICE_COLUMNS, insights.notice_rows,
+        note=insights.NOTICE_NOTE, chart_column=1,
+    )
+    kpi_hooks.register_section(
+        app, insights.FOLLOWER_SECTION, insights.FOLLOWER_TITLE, insights.FOLLOWER_COLUMNS, insights.follower_rows,
+        note=insights.FOLLOWER_NOTE, ranked=False,
+    )
+
     # Disaster mode: its admin pages, a switch LINE did not take finished on the clock, the
     # emergency notice sent by broadcast, the FAQ's preference for disaster entries.
     from broadcast.service import create_emergency_notice

@@ -31,6 +31,10 @@ from linebot.v3.messaging import (
     ShowLoadingAnimationRequest,
     TestWebhookEndpointRequest,
 )
+from linebot.v3.insight import ApiClient as InsightApiClient
+from linebot.v3.insight import ApiException as InsightApiException
+from linebot.v3.insight import Configuration as InsightConfiguration
+from linebot.v3.insight import Insight
 
 from bot import metrics
 
@@ -116,6 +120,9 @@ class LineGateway:
         self.timeout = timeout
         self._api = MessagingApi(ApiClient(self._configuration(access_token, base_url)))
         self._blob = MessagingApiBlob(ApiClient(self._configuration(access_token, data_base_url or base_url)))
+        insight_conf = InsightConfiguration(host=base_url.rstrip("/"), access_token=access_token)
+        insight_conf.retries = False
+        self._insight = Insight(InsightApiClient(insight_conf))
 
     @staticmethod
     def _configuration(access_token: str, host: str) -> Configuration:
@@ -128,7 +135,7 @@ class LineGateway:
         timeout = timeout_ or self.timeout
         try:
             result = fn(*args, _request_timeout=timeout, **kwargs)
-        except ApiException as exc:
+        except (ApiException, InsightApiException) as exc:
             status = exc.status
             metrics.line_call(what, status)
             request_id = _header(exc.headers, "x-line-request-id")
@@ -188,11 +195,17 @@ class LineGateway:
         body = {"to": to, "messages": self._check_messages(messages)}
         return self._send("push", "/v2/bot/message/push", body, retry_key)
 
-    def multicast(self, to: Sequence[str], messages: Sequence[dict[str, Any]], retry_key: str | None = None) -> SendResult:
-        """Send up to 5 messages to at most 500 users in one call."""
+    def multicast(
+        self, to: Sequence[str], messages: Sequence[dict[str, Any]], retry_key: str | None = None,
+        aggregation_unit: str | None = None,
+    ) -> SendResult:
+        """Send up to 5 messages to at most 500 users in one call; `aggregation_unit` names the
+        statistics unit LINE counts the messages under (one per request)."""
         if not 1 <= len(to) <= MAX_MULTICAST_RECIPIENTS:
             raise ValueError(f"1 to {MAX_MULTICAST_RECIPIENTS} recipients per multicast, got {len(to)}")
-        body = {"to": list(to), "messages": self._check_messages(messages)}
+        body: dict[str, Any] = {"to": list(to), "messages": self._check_messages(messages)}
+        if aggregation_unit:
+            body["customAggregationUnits"] = [aggregation_unit]
         return self._send("multicast", "/v2/bot/message/multicast", body, retry_key)
 
     def get_profile(self, user_id: str) -> dict[str, Any]:
@@ -291,7 +304,20 @@ class LineGateway:
                 time.sleep(backoff_seconds * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
+    # ---- statistics (broadcast.insights) --------------------------------------------------------
+
+    def unit_statistics(self, unit: str, date_from: str, date_to: str) -> dict[str, Any]:
+        """How residents interacted with the messages sent under an aggregation unit between two
+        JST dates (yyyyMMdd, at most 30 days apart): `overview`, `messages`, `clicks`; LINE gives
+        null for values under 20."""
+        return _plain(self._call("unit_statistics", self._insight.get_statistics_per_unit, unit, date_from, date_to))
+
+    def followers(self, date: str) -> dict[str, Any]:
+        """Friends, targeted reaches and blocks as of a JST date (yyyyMMdd); `status` ready | unready | out_of_service."""
+        return _plain(self._call("followers", self._insight.get_number_of_followers, date))
+
     def close(self) -> None:
         """Release HTTP connections."""
         self._api.api_client.close()
         self._blob.api_client.close()
+        self._insight.api_client.close()

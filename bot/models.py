@@ -35,6 +35,14 @@ class StaffUser(Base):
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    # Role dept: the department whose notices the user drafts and sees (broadcast.approval).
+    department: Mapped[str | None] = mapped_column(String(64))
+    # The user's own LINE account, for test sends of notices: linked with a one-time code the user
+    # sends to the bot from LINE (only its SHA-256 is stored, until it expires or is used).
+    line_user_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    line_linked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    line_link_code_hash: Mapped[str | None] = mapped_column(String(64))
+    line_link_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class RecoveryCode(Base):

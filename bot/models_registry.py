@@ -2,6 +2,7 @@
 
 from bot import models as _bot_models  # noqa: F401
 from bot.db import Base
+from broadcast import insights as _broadcast_insights  # noqa: F401
 from broadcast import models as _broadcast_models  # noqa: F401
 from disaster import models as _disaster_models  # noqa: F401
 from faq import models as _faq_models  # noqa: F401

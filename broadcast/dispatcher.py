@@ -67,6 +67,7 @@ from broadcast.models import (
     BroadcastRun,
     BroadcastVersion,
 )
+from broadcast.insights import assign_unit
 from broadcast.languages import messages_for
 from broadcast.schedule import Schedule
 from broadcast.service import (
@@ -125,6 +126,7 @@ class PreparedChunk:
     retry_key: str
     messages: list[dict[str, Any]]
     attempt: int
+    aggregation_unit: str | None = None  # the run's LINE statistics unit (broadcast.insights)
 
 
 class Dispatcher:
@@ -224,6 +226,10 @@ class Dispatcher:
             broadcast = session.get(Broadcast, broadcast_id, with_for_update=True)
             if broadcast is None or broadcast.status != SCHEDULED or broadcast.next_run_at is None or broadcast.next_run_at > now:
                 return None
+            if broadcast.approved_at is None:
+                # Never sent without approval (broadcast.approval), whatever its status says.
+                log.error("notice %s is scheduled but not approved; not sent", broadcast.id)
+                return None
             schedule = Schedule.from_dict(broadcast.schedule)
             occurrence = broadcast.next_run_at
             if schedule.is_recurring and now - occurrence > self.misfire_grace:
@@ -250,6 +256,7 @@ class Dispatcher:
                     held.append(run.id)
                 return None
             store_chunks(session, run, batches)
+            assign_unit(session, broadcast, run, run.recipient_count, self.config, now)
             broadcast.status = SENDING
             broadcast.last_run_at = now
             record_usage(
@@ -324,7 +331,9 @@ class Dispatcher:
             return None
         self._wait_for_throttle()
         try:
-            result = self.gateway.multicast(prepared.to, prepared.messages, retry_key=prepared.retry_key)
+            result = self.gateway.multicast(
+                prepared.to, prepared.messages, retry_key=prepared.retry_key, aggregation_unit=prepared.aggregation_unit,
+            )
         except LineError as exc:
             status = self.record_failure(prepared, exc)
             metrics.notice_chunk("failed" if status == FAILED else "retry", len(prepared.to))
@@ -369,7 +378,7 @@ class Dispatcher:
             assert chunk.sent_to is not None
             return PreparedChunk(
                 chunk.id, run.id, chunk.seq, list(chunk.sent_to), chunk.retry_key,
-                self._messages(session, broadcast, chunk.language), chunk.attempts,
+                self._messages(session, broadcast, chunk.language), chunk.attempts, run.aggregation_unit,
             )
 
     def _messages(self, session: Session, broadcast: Broadcast, language: str | None) -> list[dict[str, Any]]:

@@ -22,7 +22,12 @@ from bot.db import Base, UTCDateTime, utcnow
 # Broadcast.status (HELD: nothing more is scheduled and an occurrence waits for an admin)
 SCHEDULED, SENDING, SENT, CANCELLED, PAUSED = "scheduled", "sending", "sent", "cancelled", "paused"
 HELD = "held"
+# Not yet approved (broadcast.approval): drafted by a department and waiting for PR, or returned to it.
+# The dispatcher starts only SCHEDULED notices, and only approved ones (approved_at set).
+AWAITING_APPROVAL, RETURNED = "awaiting", "returned"
 STATUS_LABELS = {
+    AWAITING_APPROVAL: "承認待ち",
+    RETURNED: "差し戻し",
     SCHEDULED: "予約済み",
     SENDING: "配信中",
     SENT: "配信済み",
@@ -61,6 +66,12 @@ class Broadcast(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Approval (broadcast.approval): the drafting department (None: PR's own), who approved and
+    # when (None: not approved, never sent), and the last approval comment or reason for returning.
+    department: Mapped[str | None] = mapped_column(String(64), index=True)
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    approved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    review_note: Mapped[str | None] = mapped_column(String(500))
 
 
 class BroadcastRun(Base):
@@ -82,6 +93,8 @@ class BroadcastRun(Base):
     # before the per-resident delivery rows are purged (None: still computed live).
     block_count: Mapped[int | None] = mapped_column()
     note: Mapped[str | None] = mapped_column(String(200))
+    # The LINE statistics unit its multicasts carry (broadcast.insights; None: not counted).
+    aggregation_unit: Mapped[str | None] = mapped_column(String(30))
 
 
 class BroadcastChunk(Base):

@@ -20,9 +20,11 @@ from bot.db import utcnow
 from bot import i18n
 from bot.line import new_retry_key
 from broadcast.errors import NoticeError
+from broadcast.insights import notice_statistics
 from broadcast.languages import delivery_language, group_counts, group_label, staff_label
 from broadcast.messages import NoticeContent
 from broadcast.models import (
+    AWAITING_APPROVAL,
     CANCELLED,
     FAILED,
     HELD,
@@ -203,11 +205,15 @@ def create_broadcast(
     privacy_floor: int = 0,
     override: FloorOverride | None = None,
     now: dt.datetime | None = None,
+    department: str | None = None,
+    awaiting_approval: bool = False,
 ) -> CreatedNotice:
     """Validate and schedule a notice (flushed, not committed).
 
     A segment smaller than `privacy_floor` is refused unless `override` comes from an admin (or
     the CLI operator); the override is audit-logged by `segments.rules.check_privacy_floor`.
+    `awaiting_approval`: a department's draft, not scheduled until PR approves it
+    (broadcast.approval); otherwise the notice is approved by its creator as it is scheduled.
     """
     now = now or utcnow()
     content.validate()
@@ -219,7 +225,10 @@ def create_broadcast(
         raise NoticeError("件名は100文字以内にしてください。")
     broadcast = Broadcast(
         title=title,
-        status=SCHEDULED,
+        status=AWAITING_APPROVAL if awaiting_approval else SCHEDULED,
+        department=department,
+        approved_at=None if awaiting_approval else now,
+        approved_by=None if awaiting_approval else created_by,
         content=content.to_dict(),
         messages=content.to_messages(),
         is_emergency=target.is_emergency,
@@ -753,6 +762,8 @@ def notice_report(session: Session, broadcast: Broadcast) -> dict[str, Any]:
         "last_run_at": _iso(broadcast.last_run_at),
         "created_at": _iso(broadcast.created_at),
         "counts": total.as_dict(),
+        # LINE's opens and clicks (broadcast.insights); None values are hidden by LINE (under 20).
+        "statistics": notice_statistics(session, broadcast.id, total.delivered),
         "runs": [
             {
                 "id": run.id,

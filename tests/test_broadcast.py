@@ -225,7 +225,7 @@ def test_the_retry_key_and_recipients_are_stored_before_the_call(bapp: Flask, fa
     real = dispatcher.gateway.multicast
     seen: list[tuple[str, int]] = []
 
-    def checking_multicast(to: list[str], messages: list[dict[str, Any]], retry_key: str | None = None) -> Any:
+    def checking_multicast(to: list[str], messages: list[dict[str, Any]], retry_key: str | None = None, **extra: Any) -> Any:
         # What a crash right now would leave behind: read from the database by another session.
         with get_db(bapp).session() as session:
             chunk = session.scalars(select(BroadcastChunk).where(BroadcastChunk.retry_key == retry_key)).one()
@@ -233,7 +233,7 @@ def test_the_retry_key_and_recipients_are_stored_before_the_call(bapp: Flask, fa
             assert chunk.status == "sending" and chunk.sent_to == list(to) and chunk.attempts == 1
             assert rows == len(to)
             seen.append((retry_key or "", len(to)))
-        return real(to, messages, retry_key=retry_key)
+        return real(to, messages, retry_key=retry_key, **extra)
 
     dispatcher.gateway = type("G", (), {"multicast": staticmethod(checking_multicast)})()  # type: ignore[assignment]
     dispatcher.send_due_broadcasts(max_wait=float("inf"))
@@ -452,8 +452,8 @@ class PausingGateway:
         self.real = app.extensions["line"]
         self.calls = 0
 
-    def multicast(self, to: list[str], messages: list[dict[str, Any]], retry_key: str | None = None) -> Any:
-        result = self.real.multicast(to, messages, retry_key=retry_key)
+    def multicast(self, to: list[str], messages: list[dict[str, Any]], retry_key: str | None = None, **extra: Any) -> Any:
+        result = self.real.multicast(to, messages, retry_key=retry_key, **extra)
         self.calls += 1
         if self.calls == self.after:
             with get_db(self.app).session() as session:

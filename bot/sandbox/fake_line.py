@@ -41,9 +41,17 @@ MAX_QUICK_REPLY_ITEMS = 13
 MAX_RICHMENU_AREAS = 20
 MAX_RICHMENU_IMAGE_BYTES = 1024 * 1024
 FAULT_ENDPOINTS = frozenset(
-    {"reply", "push", "multicast", "profile", "loading", "richmenu", "info", "webhook", "quota", "content", "*"}
+    {"reply", "push", "multicast", "profile", "loading", "richmenu", "info", "webhook", "quota", "content", "insight", "*"}
 )
 WEBHOOK_TEST_TIMEOUT = 10.0  # how long the webhook test waits for the bot's answer
+# Insight statistics the fake derives from what it delivered under an aggregation unit: this share
+# of the unit's distinct recipients opened the message, this share clicked its first link (half as
+# many the second, ...); LINE reports null for a value under 20 (INSIGHT_HIDDEN_BELOW).
+INSIGHT_OPEN_SHARE = 0.6
+INSIGHT_CLICK_SHARE = 0.25
+INSIGHT_HIDDEN_BELOW = 20
+INSIGHT_MAX_DAYS = 30  # `to` may be at most 30 days after `from`
+_URL_RE = re.compile(r"https?://[^\s\"'<>]+")
 
 # Used when the spec directory is missing, and for LINE-style messages when it is present.
 MESSAGE_TYPES = frozenset(
@@ -669,6 +677,7 @@ class Delivery:
     retry_key: str | None
     at: float
     reply_token: str | None = None  # for replies: the token used (benchmarks match replies to events by it)
+    aggregation_unit: str | None = None  # push / multicast: the customAggregationUnits name, if any
 
     def as_dict(self) -> dict[str, Any]:
         """Serialise for the control API."""
@@ -797,6 +806,8 @@ _ROUTE_TABLE: list[tuple[str, dict[str, str]]] = [
     ("/v2/bot/channel/webhook/test", {"POST": "webhook_test"}),
     ("/v2/bot/message/quota", {"GET": "quota"}),
     ("/v2/bot/message/quota/consumption", {"GET": "quota_consumption"}),
+    ("/v2/bot/insight/message/event/aggregation", {"GET": "insight_unit"}),
+    ("/v2/bot/insight/followers", {"GET": "insight_followers"}),
 ]
 _STATIC_ROUTES = {path: methods for path, methods in _ROUTE_TABLE if "{" not in path}
 _DYNAMIC_ROUTES = [
@@ -828,7 +839,7 @@ def _fault_group(endpoint: str) -> str:
     """Map a routed endpoint to the name fail() uses for it."""
     if endpoint.startswith("richmenu"):
         return "richmenu"
-    if endpoint.startswith(("webhook", "quota")):
+    if endpoint.startswith(("webhook", "quota", "insight")):
         return endpoint.split("_")[0]
     return endpoint
 
@@ -875,6 +886,8 @@ class FakeLinePlatform:
         else:
             log.warning("LINE OpenAPI spec not found at %s; validating LINE's limits only", spec_file)
             self.spec = None
+        insight_file = self.spec_dir / "insight.yml"
+        self.insight_spec: SpecValidator | None = SpecValidator.from_file(insight_file) if insight_file.is_file() else None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._wake = threading.Event()
@@ -904,6 +917,12 @@ class FakeLinePlatform:
         self._quota_limit: int | None = None  # None: quota type "none"
         self._quota_used_before = 0  # messages counted before this platform started (set_quota)
         self._revoked_tokens: set[str] = set()
+        # Insight: who ever followed and who blocks now (from the follow / unfollow events made
+        # here), and the shares of recipients counted as opening the message and clicking a link.
+        self._followed: set[str] = set()
+        self._blocking: set[str] = set()
+        self.insight_open_share = INSIGHT_OPEN_SHARE
+        self.insight_click_share = INSIGHT_CLICK_SHARE
 
     # ---- what the bot sent ------------------------------------------------------------------------
 
@@ -1073,11 +1092,17 @@ class FakeLinePlatform:
     def follow_event(self, user_id: str) -> dict[str, Any]:
         """A follow (friend added) event from user_id with a fresh reply token."""
         event = self._event_base(user_id, "follow", reply=True)
-        event["follow"] = {"isUnblocked": False}
+        event["follow"] = {"isUnblocked": user_id in self._blocking}
+        with self._lock:
+            self._followed.add(user_id)
+            self._blocking.discard(user_id)
         return event
 
     def unfollow_event(self, user_id: str) -> dict[str, Any]:
         """An unfollow (blocked) event from user_id; LINE gives no reply token for it."""
+        with self._lock:
+            self._followed.add(user_id)
+            self._blocking.add(user_id)
         return self._event_base(user_id, "unfollow", reply=False)
 
     def webhook_body(self, events: list[dict[str, Any]]) -> bytes:
@@ -1259,9 +1284,13 @@ class FakeLinePlatform:
 
     def _op_multicast(self, body: dict[str, Any], request: Request, request_id: str, **_: Any) -> _Reply:
         """POST /v2/bot/message/multicast, honouring X-Line-Retry-Key."""
-        return self._send("multicast", body["to"], body["messages"], request, request_id)
+        units = body.get("customAggregationUnits") or [None]
+        return self._send("multicast", body["to"], body["messages"], request, request_id, unit=units[0])
 
-    def _send(self, kind: str, to: list[str], messages: list[dict[str, Any]], request: Request, request_id: str) -> _Reply:
+    def _send(
+        self, kind: str, to: list[str], messages: list[dict[str, Any]], request: Request, request_id: str,
+        unit: str | None = None,
+    ) -> _Reply:
         """Deliver push/multicast unless the retry key was already accepted (then 409)."""
         key = request.headers.get("X-Line-Retry-Key")
         now = time.time()
@@ -1276,6 +1305,7 @@ class FakeLinePlatform:
             if self._quota_limit is not None and self._consumption_locked() + len(to) > self._quota_limit:
                 return _json(429, {"message": "You have reached your monthly limit."})
             sent = self._deliver_locked(kind, to, messages, request_id, key)
+            self.deliveries[-1].aggregation_unit = unit
             if key is not None:
                 self._retry_keys[key] = _AcceptedRetry(request_id, sent if kind == "push" else None, now)
         # Multicast answers an empty object (MulticastResponse); push answers sentMessages.
@@ -1450,6 +1480,94 @@ class FakeLinePlatform:
     def _op_quota_consumption(self, **_: Any) -> _Reply:
         """GET /v2/bot/message/quota/consumption: derived from what this platform delivered."""
         return self._spec_json("QuotaConsumptionResponse", {"totalUsage": self.quota_consumption()})
+
+    # ---- insight (per-unit statistics, followers) -------------------------------------------------
+
+    def _insight_json(self, schema: str, payload: dict[str, Any]) -> _Reply:
+        """A 200 answer checked against insight.yml's response schema."""
+        if self.insight_spec is not None:
+            errors = self.insight_spec.errors(schema, payload)
+            if errors:
+                raise AssertionError(f"the fake's {schema} does not match insight.yml: {errors}")
+        return _json(200, payload)
+
+    @staticmethod
+    def _jst_date(at: float) -> str:
+        return time.strftime("%Y%m%d", time.gmtime(at + 9 * 3600))
+
+    @staticmethod
+    def _shown(value: int) -> int | None:
+        """LINE hides a figure under 20 (null)."""
+        return value if value >= INSIGHT_HIDDEN_BELOW else None
+
+    def unit_statistics(self, unit: str, date_from: str, date_to: str) -> dict[str, Any]:
+        """What GET /v2/bot/insight/message/event/aggregation answers, derived from the deliveries
+        under `unit` on those JST dates: of D distinct recipients, floor(D x open share) opened each
+        message and floor(D x click share / k) opened the k-th distinct link; under 20 is null."""
+        with self._lock:
+            sent = [d for d in self.deliveries
+                    if d.aggregation_unit == unit and date_from <= self._jst_date(d.at) <= date_to]
+            open_share, click_share = self.insight_open_share, self.insight_click_share
+        users = len({user for d in sent for user in d.to})
+        opened = int(users * open_share)
+        seqs = max((len(d.messages) for d in sent), default=0)
+        urls: list[str] = []
+        for d in sent:
+            for message in d.messages:
+                for url in _URL_RE.findall(json.dumps(message, ensure_ascii=False)):
+                    url = url.rstrip(".,)）」、。")
+                    if url not in urls:
+                        urls.append(url)
+        clicks = []
+        for k, url in enumerate(urls, start=1):
+            unique = int(users * click_share / k)
+            clicks.append({"seq": k, "url": url, "click": self._shown(unique + unique // 4),
+                           "uniqueClick": self._shown(unique), "uniqueClickOfRequest": self._shown(unique)})
+        return {
+            "overview": {"uniqueImpression": self._shown(opened),
+                         "uniqueClick": self._shown(int(users * click_share)) if urls else None,
+                         "uniqueMediaPlayed": None, "uniqueMediaPlayed100Percent": None},
+            "messages": [{"seq": seq, "impression": self._shown(opened), "uniqueImpression": self._shown(opened),
+                          "mediaPlayed": None, "uniqueMediaPlayed": None} for seq in range(1, seqs + 1)],
+            "clicks": clicks,
+        }
+
+    def _op_insight_unit(self, request: Request, **_: Any) -> _Reply:
+        """GET /v2/bot/insight/message/event/aggregation?customAggregationUnit=&from=&to=."""
+        unit = request.args.get("customAggregationUnit", "")
+        date_from, date_to = request.args.get("from", ""), request.args.get("to", "")
+        errors: ErrorList = []
+        if not re.fullmatch(r"[a-zA-Z0-9_]{1,30}", unit):
+            errors.append(("customAggregationUnit", "must match ^[a-zA-Z0-9_]{1,30}$"))
+        for name, value in (("from", date_from), ("to", date_to)):
+            if not re.fullmatch(r"[0-9]{8}", value):
+                errors.append((name, "must be yyyyMMdd"))
+        if errors:
+            return _bad_request(errors)
+        try:
+            start = time.strptime(date_from, "%Y%m%d")
+            end = time.strptime(date_to, "%Y%m%d")
+        except ValueError:
+            return _bad_request([("from", "not a date")])
+        days = (time.mktime(end) - time.mktime(start)) / 86400
+        if days < 0 or days > INSIGHT_MAX_DAYS + 0.1:
+            return _bad_request([("to", f"must be on or after from and at most {INSIGHT_MAX_DAYS} days later")])
+        return self._insight_json("GetStatisticsPerUnitResponse", self.unit_statistics(unit, date_from, date_to))
+
+    def _op_insight_followers(self, request: Request, **_: Any) -> _Reply:
+        """GET /v2/bot/insight/followers?date=: everyone the fake saw follow, block, or receive a
+        push or multicast counts as a friend (the number never decreases); blocks are those whose
+        last event was an unfollow."""
+        date = request.args.get("date", "")
+        if date and not re.fullmatch(r"[0-9]{8}", date):
+            return _bad_request([("date", "must be yyyyMMdd")])
+        with self._lock:
+            friends = set(self._followed)
+            friends.update(user for d in self.deliveries if d.kind in ("push", "multicast") for user in d.to)
+            blocks = len(self._blocking)
+        return self._insight_json("GetNumberOfFollowersResponse", {
+            "status": "ready", "followers": len(friends), "targetedReaches": len(friends) - blocks, "blocks": blocks,
+        })
 
     # ---- control API (/_fake/) --------------------------------------------------------------------
 
