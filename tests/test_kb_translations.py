@@ -29,7 +29,7 @@ import yaml
 from faq.kb import KB_DIR, MUNICIPALITIES
 from tests.test_kb_cities import CITY_NAMES
 
-LANGS = ("ja-easy", "en", "pt", "vi", "zh")  # shipped; fil may come later (bot.i18n codes)
+LANGS = ("ja-easy", "en", "pt", "vi", "zh", "fil")  # shipped (bot.i18n codes)
 ALL_LANGS = ("ja-easy", "en", "pt", "vi", "zh", "fil")
 TOP_LANGS = ("en", "pt", "vi")
 TOP_COUNT = 20
