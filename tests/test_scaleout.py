@@ -149,9 +149,9 @@ def start_host(host_id: str, database_url: str, line_url: str, tmp: Path, worker
     """A gunicorn process group acting as host `host_id`; returns it and its URL once it answers."""
     port = free_port()
     (tmp / f"metrics-{host_id}").mkdir(exist_ok=True)
-    env = base_env(database_url, line_url, INSTANCE_HOST_ID=host_id, GUNICORN_WORKERS=str(workers),
-                   INBOX_LEASE_SECONDS=str(LEASE_SECONDS), INBOX_POLL_SECONDS="0.5",
-                   PROMETHEUS_MULTIPROC_DIR=str(tmp / f"metrics-{host_id}"), **extra)
+    settings = {"INSTANCE_HOST_ID": host_id, "GUNICORN_WORKERS": str(workers), "INBOX_LEASE_SECONDS": str(LEASE_SECONDS),
+                "INBOX_POLL_SECONDS": "0.5", "PROMETHEUS_MULTIPROC_DIR": str(tmp / f"metrics-{host_id}")}
+    env = base_env(database_url, line_url, **{**settings, **extra})
     group = Group([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}",
                    "--access-logfile", "/dev/null", "--no-control-socket", "wsgi:app"], env, tmp / f"{host_id}.log")
     url = f"http://127.0.0.1:{port}"
