@@ -98,6 +98,35 @@ def test_the_web_gives_the_decisions_and_entries_line_gives(kb_app, fake_line) -
     assert all(r.resident_id is not None and r.web_session is None for r in line_rows)
 
 
+def test_a_question_in_another_language_is_answered_in_it_as_on_line(kb_app, fake_line) -> None:
+    app = kb_app()
+    client = app.test_client()
+    resident = Chat(client, fake_line, RESIDENT)  # no language chosen: LINE answers in the one written
+    for question in ("How do I get a copy of my family register at a convenience store?", "I want to learn about aliens"):
+        web = ask(client, question).get_json()
+        expected = len(web["messages"])
+        line = resident.says(question, expect=expected)[:expected]  # (LINE may add an offer to keep English)
+        assert web["decision"] == line_decision_any(line) and web["language"] == "en"
+        assert web["messages"][0]["text"] == line[0]["text"]
+        if web["decision"] == "answer":
+            assert web["messages"][1]["text"] == line[1]["text"] != "この回答は役に立ちましたか？"
+            assert web["labels"]["yes"] == buttons(line[1])[0]["label"]
+    rows = log_rows(app)
+    assert {r.language for r in rows} == {"en"} and {r.channel for r in rows} == {"line", "web"}
+
+
+def line_decision_any(messages: list[dict[str, Any]]) -> str:
+    """The decision of a LINE reply in any language: by its buttons."""
+    import json as _json
+
+    actions = [_json.loads(b["data"]).get("a") for m in messages for b in buttons(m) if b.get("type") == "postback"]
+    if "fb" in actions:
+        return "answer"
+    if "pick" in actions:
+        return "clarify"
+    return "unknown"
+
+
 def test_the_question_log_keeps_web_questions_masked(kb_app) -> None:
     app = kb_app()
     response = ask(app.test_client(), "電話番号 090-1234-5678 に連絡がほしい")

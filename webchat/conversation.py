@@ -19,8 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.db import utcnow
+from bot.i18n import JAPANESE, Translator, city_languages, detect_language
 from faq import service
 from faq.models import QuestionLog
+from faq.translations import localize_reply, localize_views
 from webchat import texts
 
 CHANNEL = "web"
@@ -60,65 +62,68 @@ def _numbers(count: int) -> str:
     return "1" if count <= 1 else f"1〜{count}"
 
 
-def _city(name: str) -> str:
-    return name or texts.CITY_FALLBACK
+def _city(name: str, t: Translator) -> str:
+    return name or t.label(texts.CITY_FALLBACK)
 
 
-def _categories(cats: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
-    return [{"id": cat, "title": label} for cat, label in cats]
+def _categories(cats: tuple[tuple[str, str], ...], t: Translator) -> list[dict[str, str]]:
+    return [{"id": cat, "title": t.label(label)} for cat, label in cats]
 
 
-def _payload(decision: str, messages: list[dict[str, Any]], *, choices: list[dict[str, str]] | None = None,
+def _payload(decision: str, messages: list[dict[str, Any]], t: Translator, *, choices: list[dict[str, str]] | None = None,
              log_id: int | None = None, feedback: bool = False,
              categories: tuple[tuple[str, str], ...] = ()) -> Payload:
-    return {"decision": decision, "messages": messages, "choices": choices or [], "log_id": log_id,
-            "feedback": feedback, "categories": _categories(categories)}
+    payload: Payload = {"decision": decision, "messages": messages, "choices": choices or [], "log_id": log_id,
+                        "feedback": feedback, "categories": _categories(categories, t), "language": t.language}
+    if feedback:
+        payload["labels"] = {"yes": t.label(texts.YES), "no": t.label(texts.NO)}
+    return payload
 
 
-def answer_payload(entry: service.EntryView, log_id: int | None, entry_url: EntryUrl) -> Payload:
+def answer_payload(entry: service.EntryView, log_id: int | None, entry_url: EntryUrl, t: Translator = JAPANESE) -> Payload:
     """The entry's answer; with a logged question, 「役に立ちましたか？」 after it."""
     messages: list[dict[str, Any]] = [{"kind": "answer", "text": entry.answer,
                                        "entry": {"id": entry.entry_id, "title": entry.title, "url": entry_url(entry.entry_id)}}]
     if log_id is not None:
-        messages.append({"kind": "feedback", "text": texts.ASK_FEEDBACK})
-    return _payload("answer", messages, log_id=log_id, feedback=log_id is not None)
+        messages.append({"kind": "feedback", "text": t(texts.ASK_FEEDBACK)})
+    return _payload("answer", messages, t, log_id=log_id, feedback=log_id is not None)
 
 
-def unknown_payload(reply: service.FaqReply, log_id: int | None) -> Payload:
+def unknown_payload(reply: service.FaqReply, log_id: int | None, t: Translator = JAPANESE) -> Payload:
     """Say plainly that the bot does not know; the city's contact and the category menu."""
-    contact = texts.UNKNOWN_CONTACT.format(contact=reply.contact) if reply.contact else ""
-    return _payload("unknown", [{"kind": "unknown", "text": texts.UNKNOWN.format(contact=contact)}],
-                    log_id=log_id, categories=reply.categories)
+    contact = "\n" + t(texts.UNKNOWN_CONTACT, contact=reply.contact) if reply.contact else ""
+    text = t(texts.UNKNOWN) + f"{contact}\n" + t(texts.UNKNOWN_MENU)
+    return _payload("unknown", [{"kind": "unknown", "text": text}], t, log_id=log_id, categories=reply.categories)
 
 
-def clarify_payload(reply: service.FaqReply) -> Payload:
+def clarify_payload(reply: service.FaqReply, t: Translator = JAPANESE) -> Payload:
     """「もしかして」: the top entries numbered in the text and as choices, then 「どれでもない」 (id "")."""
     offered = reply.candidates[:CLARIFY_CHOICES]
     lines = "\n".join(f"{n}. {c.title}" for n, c in enumerate(offered, 1))
-    choices = [{"id": c.entry_id, "title": c.title} for c in offered] + [{"id": "", "title": texts.NONE_OF_THESE}]
-    text = texts.CLARIFY.format(lines=lines, numbers=_numbers(len(offered)))
-    return _payload("clarify", [{"kind": "clarify", "text": text}], choices=choices, log_id=reply.log_id)
+    choices = [{"id": c.entry_id, "title": c.title} for c in offered] + [{"id": "", "title": t.label(texts.NONE_OF_THESE)}]
+    text = t(texts.CLARIFY, lines=lines, numbers=_numbers(len(offered)))
+    return _payload("clarify", [{"kind": "clarify", "text": text}], t, choices=choices, log_id=reply.log_id)
 
 
-def reply_payload(reply: service.FaqReply, entry_url: EntryUrl) -> Payload:
-    """The web messages of one outcome of the faq service."""
+def reply_payload(reply: service.FaqReply, entry_url: EntryUrl, t: Translator = JAPANESE) -> Payload:
+    """The web messages of one outcome of the faq service, in the language of `t`."""
     if reply.decision == "answer" and reply.entry is not None:
-        return answer_payload(reply.entry, reply.log_id, entry_url)
+        return answer_payload(reply.entry, reply.log_id, entry_url, t)
     if reply.decision == "clarify" and reply.candidates:
-        return clarify_payload(reply)
+        return clarify_payload(reply, t)
     if reply.decision == "smalltalk":
         # Not a question to the city: nothing is logged. "unknown" as in `flask faq ask --json`.
-        city = _city(reply.city_name)
+        city = _city(reply.city_name, t)
         if reply.smalltalk == "menu":
-            text = texts.MENU
+            text = t(texts.MENU)
         elif reply.smalltalk == "help":
-            text = texts.HELP.format(city=city)
+            text = t(texts.HELP, city=city)
         else:
-            text = texts.SMALLTALK[reply.smalltalk or "greeting"].format(city=city)
-        payload = _payload("unknown", [{"kind": "info", "text": text}], categories=reply.categories)
+            text = t(texts.SMALLTALK[reply.smalltalk or "greeting"], city=city)
+        payload = _payload("unknown", [{"kind": "info", "text": text}], t, categories=reply.categories)
         payload["smalltalk"] = reply.smalltalk
         return payload
-    return unknown_payload(reply, reply.log_id)
+    return unknown_payload(reply, reply.log_id, t)
 
 
 def _own_row(session: Session, log_id: Any, web_session: str, municipality: str) -> QuestionLog:
@@ -149,7 +154,8 @@ def _pending_clarify(session: Session, web_session: str, municipality: str, wind
 
 def ask(session: Session, text: str, config: dict[str, Any], web_session: str, entry_url: EntryUrl,
         prepared: service.PreparedAnswer | None = None) -> Payload:
-    """A resident's question typed in the chat (or the number of an open 「もしかして」)."""
+    """A resident's question typed in the chat (or the number of an open 「もしかして」); answered in the
+    language it is written in, as LINE answers a resident who has not chosen one."""
     municipality = config["MUNICIPALITY"]
     number = parse_choice(text)
     if number is not None:
@@ -161,11 +167,15 @@ def ask(session: Session, text: str, config: dict[str, Any], web_session: str, e
                 return choose(session, config, web_session, pending.id, "", entry_url)
             if number <= len(offered):
                 return choose(session, config, web_session, pending.id, offered[number - 1], entry_url)
-            numbers = "「1」" if len(offered) <= 1 else f"{_numbers(len(offered))}の番号"
-            return _payload("clarify", [{"kind": "info", "text": texts.CHOICE_OUT_OF_RANGE.format(numbers=numbers)}],
-                            log_id=pending.id)
-    reply = service.answer_question(session, text, config, None, prepared=prepared, channel=CHANNEL, web_session=web_session)
-    return reply_payload(reply, entry_url)
+            t = Translator(pending.language)
+            wrong = (t(texts.CHOICE_OUT_OF_RANGE_ONE) if len(offered) <= 1
+                     else t(texts.CHOICE_OUT_OF_RANGE, numbers=_numbers(len(offered))))
+            return _payload("clarify", [{"kind": "info", "text": wrong}], t, log_id=pending.id)
+    language = detect_language(text, city_languages(config))
+    reply = service.answer_question(session, text, config, None, prepared=prepared, channel=CHANNEL,
+                                    web_session=web_session, language=language)
+    reply = localize_reply(session, municipality, reply, language)
+    return reply_payload(reply, entry_url, Translator(language))
 
 
 def choose(session: Session, config: dict[str, Any], web_session: str, log_id: Any, choice: Any,
@@ -175,16 +185,18 @@ def choose(session: Session, config: dict[str, Any], web_session: str, log_id: A
     if not isinstance(choice, str):
         raise ChatError(400, texts.ERR_CHOICE_TYPE)
     row = _own_row(session, log_id, web_session, municipality)
+    t = Translator(row.language)  # the language the question was asked in
     if not service.record_choice(session, row.id, None, choice, web_session=web_session):
         raise ChatError(409, texts.ERR_CHOICE_NOT_OFFERED)
     if not choice:
         reply = service.FaqReply("unknown", categories=service.categories(session, municipality),
                                  city_name=service.city_name(municipality), contact=service.main_contact(session, municipality))
-        return unknown_payload(reply, row.id)
+        return unknown_payload(reply, row.id, t)
     entry = service.get_entry(session, municipality, choice)
     if entry is None:
         raise ChatError(409, texts.ERR_CHOICE_NOT_OFFERED)
-    return answer_payload(entry, row.id, entry_url)
+    (entry,) = localize_views(session, municipality, [entry], t.language)
+    return answer_payload(entry, row.id, entry_url, t)
 
 
 def feedback(session: Session, config: dict[str, Any], web_session: str, log_id: Any, helpful: Any) -> Payload:
@@ -194,26 +206,33 @@ def feedback(session: Session, config: dict[str, Any], web_session: str, log_id:
     row = _own_row(session, log_id, web_session, config["MUNICIPALITY"])
     if not service.record_feedback(session, row.id, None, helpful, web_session=web_session):
         raise ChatError(409, texts.ERR_NO_FEEDBACK)
-    text = texts.THANKS_HELPFUL if helpful else texts.THANKS_NOT_HELPFUL
-    return {"messages": [{"kind": "info", "text": text}], "log_id": row.id, "helpful": helpful}
+    t = Translator(row.language)
+    text = t(texts.THANKS_HELPFUL) if helpful else t(texts.THANKS_NOT_HELPFUL)
+    return {"messages": [{"kind": "info", "text": text}], "log_id": row.id, "helpful": helpful, "language": t.language}
 
 
-def menu_payload(session: Session, municipality: str) -> Payload:
+def menu_payload(session: Session, municipality: str, t: Translator = JAPANESE) -> Payload:
     """The category menu."""
-    return _payload("unknown", [{"kind": "info", "text": texts.MENU}], categories=service.categories(session, municipality))
+    return _payload("unknown", [{"kind": "info", "text": t(texts.MENU)}], t, categories=service.categories(session, municipality))
 
 
-def category_payload(session: Session, municipality: str, category: str) -> Payload | None:
+def category_payload(session: Session, municipality: str, category: str, t: Translator = JAPANESE) -> Payload | None:
     """A category's entries as choices to show (None for a category the city does not have)."""
     labels = dict(service.categories(session, municipality))
     if category not in labels:
         return None
-    entries = service.entries_in_category(session, municipality, category)
-    text = texts.CATEGORY.format(label=labels[category]) if entries else texts.CATEGORY_EMPTY
-    return {"messages": [{"kind": "info", "text": text}], "entries": [{"id": e.entry_id, "title": e.title} for e in entries]}
+    entries = localize_views(session, municipality, service.entries_in_category(session, municipality, category),
+                             t.language, answers=False)
+    text = t(texts.CATEGORY, label=t.label(labels[category]), where="") if entries else t(texts.CATEGORY_EMPTY)
+    return {"messages": [{"kind": "info", "text": text}], "entries": [{"id": e.entry_id, "title": e.title} for e in entries],
+            "language": t.language}
 
 
-def entry_payload(session: Session, municipality: str, entry_id: str, entry_url: EntryUrl) -> Payload | None:
+def entry_payload(session: Session, municipality: str, entry_id: str, entry_url: EntryUrl,
+                  t: Translator = JAPANESE) -> Payload | None:
     """An entry picked from the menu: its answer (nothing logged, as on LINE)."""
     entry = service.get_entry(session, municipality, entry_id)
-    return answer_payload(entry, None, entry_url) if entry is not None else None
+    if entry is None:
+        return None
+    (entry,) = localize_views(session, municipality, [entry], t.language)
+    return answer_payload(entry, None, entry_url, t)

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from bot import site
 from bot.dates import japanese_date
+from bot.i18n import Translator, city_languages
 from bot.db import get_db
 from faq import service
 from faq.models import FaqEntry
@@ -195,6 +196,12 @@ def _question(body: dict[str, Any]) -> str:
     return text[: int(current_app.config["MAX_TEXT_CHARS"])]  # as LINE questions are cut
 
 
+def _translator() -> Translator:
+    """The language of ?lang= (the one the chat's last answer was in), if the city offers it; else Japanese."""
+    language = request.args.get("lang", "")
+    return Translator(language if language in city_languages(current_app.config) else None)
+
+
 def _entry_url(entry_id: str) -> str:
     return url_for("webchat.faq_entry", entry_id=entry_id)
 
@@ -243,14 +250,14 @@ def api_feedback() -> Any:
 def api_categories() -> Any:
     """The category menu."""
     with get_db().read_session() as session:
-        return jsonify(conversation.menu_payload(session, current_app.config["MUNICIPALITY"]))
+        return jsonify(conversation.menu_payload(session, current_app.config["MUNICIPALITY"], _translator()))
 
 
 @bp.get("/chat/api/categories/<category>")
 def api_category(category: str) -> Any:
     """The entries of one category."""
     with get_db().read_session() as session:
-        payload = conversation.category_payload(session, current_app.config["MUNICIPALITY"], category)
+        payload = conversation.category_payload(session, current_app.config["MUNICIPALITY"], category, _translator())
     if payload is None:
         raise ChatError(404, texts.ERR_NOT_FOUND)
     return jsonify(payload)
@@ -260,7 +267,7 @@ def api_category(category: str) -> Any:
 def api_entry(entry_id: str) -> Any:
     """An entry chosen from a category: its answer."""
     with get_db().read_session() as session:
-        payload = conversation.entry_payload(session, current_app.config["MUNICIPALITY"], entry_id, _entry_url)
+        payload = conversation.entry_payload(session, current_app.config["MUNICIPALITY"], entry_id, _entry_url, _translator())
     if payload is None:
         raise ChatError(404, texts.ERR_NOT_FOUND)
     return jsonify(payload)

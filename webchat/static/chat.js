@@ -11,6 +11,7 @@
   var closeButton = document.getElementById("chat-close");
   var api = app.getAttribute("data-api");
   var framed = window.parent !== window;
+  var language = "ja"; // the language of the last answer: the menu follows it
   var URL_RE = /https?:\/\/[^\s「」『』（）()<>、。]+/g;
 
   function newSession() {
@@ -89,11 +90,12 @@
     if (!categories || !categories.length) { return; }
     buttons(parent, categories.map(function (c) { return {label: c.title, id: c.id}; }), function (item) {
       say(item.label);
-      get("categories/" + encodeURIComponent(item.id));
+      get("categories/" + encodeURIComponent(item.id) + "?lang=" + language);
     });
   }
 
   function show(payload) {
+    if (payload.language) { language = payload.language; }
     (payload.messages || []).forEach(function (m) {
       var div = bubble("bot", m.kind === "error" ? "error" : "");
       var label = document.createElement("span");
@@ -113,7 +115,8 @@
       }
       if (m.kind === "feedback" && payload.feedback && payload.log_id) {
         var logId = payload.log_id;
-        buttons(div, [{label: "はい", aria: "はい（役に立った）", value: true}, {label: "いいえ", aria: "いいえ（役に立たなかった）", value: false}],
+        var labels = payload.labels || {yes: "はい", no: "いいえ"};
+        buttons(div, [{label: labels.yes, aria: labels.yes + "（役に立った）", value: true}, {label: labels.no, aria: labels.no + "（役に立たなかった）", value: false}],
           function (item) { post("feedback", {session: session, log_id: logId, helpful: item.value}); });
       }
       if (m.kind === "clarify" && payload.choices && payload.choices.length) {
@@ -134,7 +137,7 @@
       var last = log.lastElementChild;
       buttons(last, payload.entries.map(function (e) { return {label: e.title, id: e.id}; }), function (item) {
         say(item.label);
-        get("entries/" + encodeURIComponent(item.id));
+        get("entries/" + encodeURIComponent(item.id) + "?lang=" + language);
       });
     }
     log.scrollTop = log.scrollHeight;
@@ -181,7 +184,7 @@
   });
 
   Array.prototype.forEach.call(document.querySelectorAll("[data-action=menu]"), function (b) {
-    b.addEventListener("click", function () { say(b.textContent); get("categories"); });
+    b.addEventListener("click", function () { say(b.textContent); get("categories?lang=" + language); });
   });
 
   function closeFrame() {
