@@ -10,9 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base, UTCDateTime, utcnow
 
-ROLES = ("admin", "pr", "faq", "viewer", "reports")
+ROLES = ("admin", "pr", "faq", "viewer", "reports", "dept")
 ROLE_LABELS = {"admin": "管理者", "pr": "広報（お知らせ配信）", "faq": "FAQ担当", "viewer": "閲覧（KPI）",
-               "reports": "通報の担当"}
+               "reports": "通報の担当", "dept": "部署（お知らせの作成・承認依頼）"}
 
 
 class StaffUser(Base):

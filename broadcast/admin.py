@@ -30,11 +30,11 @@ from werkzeug.wrappers import Response
 from bot import auth
 from bot.auth import audit, current_staff, register_nav, require_role
 from bot.db import get_session, utcnow
-from broadcast import service
+from broadcast import approval, approval_admin, service
 from broadcast.errors import NoticeError
 from broadcast.languages import CARD_FIELDS, VERSION_FIELDS, group_label, staff_label, version_languages
 from broadcast.messages import CARD, KIND_LABELS, NoticeContent
-from broadcast.models import HELD, PAUSED, SCHEDULED, SENDING, STATUS_LABELS
+from broadcast.models import AWAITING_APPROVAL, HELD, PAUSED, SCHEDULED, SENDING, STATUS_LABELS
 from broadcast.schedule import (
     DAILY,
     MONTHLY,
@@ -314,14 +314,14 @@ def _shown_count(count: int, below_floor: bool) -> str:
 
 
 @bp.get("")
-@require_role("pr")
+@require_role("pr", "dept")
 def index() -> str:
     """Notices with their status and delivery counts."""
     session = get_session()
     status = request.args.get("status") or None
     if status not in STATUS_LABELS:
         status = None
-    rows = service.list_broadcasts(session, [status] if status else None)
+    rows = approval.visible(current_staff(), service.list_broadcasts(session, [status] if status else None))
     counts = service.delivery_counts(session, [b.id for b in rows])
     held = service.held_run_counts(session, [b.id for b in rows])
     schedules = {b.id: Schedule.from_dict(b.schedule) for b in rows}
@@ -332,14 +332,14 @@ def index() -> str:
 
 
 @bp.get("/new")
-@require_role("pr")
+@require_role("pr", "dept")
 def new() -> str:
     """The compose form."""
     return render_template("broadcast/compose.html", **_form_context(_values(MultiDict())))
 
 
 @bp.post("/new")
-@require_role("pr")
+@require_role("pr", "dept")
 def compose() -> Any:
     """`step=confirm`: check and show the count; `step=schedule`: create; `step=edit`: back to the form."""
     values = _values(request.form)
@@ -365,11 +365,13 @@ def compose() -> Any:
                 single_fields=(*SINGLE_FIELDS, *_version_fields()),
                 versions=[(code, staff_label(code), version.to_messages()) for code, version in draft.versions.items()],
                 language_rows=_language_rows(draft.target, list(draft.versions), below),
+                needs_approval=not approval.is_approver(current_staff()),
             )
         if blocker is not None and count == 0:
             raise NoticeError(blocker)  # below the floor with someone in it: create_broadcast refuses, naming who may override
         staff = current_staff()
-        created = service.create_broadcast(
+        created = approval.create_notice(
+            staff,
             session, content=draft.content, schedule=draft.schedule, target=draft.target, versions=draft.versions, title=draft.title,
             created_by=staff.id if staff else None, privacy_floor=int(current_app.config["SEGMENT_PRIVACY_FLOOR"]),
             override=FloorOverride(staff, "お知らせの予約画面で「少人数でも配信する」を選択") if draft.allow_small and staff else None,
@@ -386,6 +388,9 @@ def compose() -> Any:
     )
     session.commit()
     shown = _shown_count(created.recipient_count, created.is_below_floor)
+    if broadcast.status == AWAITING_APPROVAL:
+        flash(f"お知らせ #{broadcast.id}「{broadcast.title}」の承認を広報に依頼しました（対象 {shown}）。承認されるまで配信しません。", "success")
+        return redirect(url_for("broadcast_admin.detail", broadcast_id=broadcast.id))
     flash(
         (
             f"お知らせ #{broadcast.id}「{broadcast.title}」の今すぐ送信を受け付けました（対象 {shown}）。"
@@ -400,7 +405,7 @@ def compose() -> Any:
 
 
 @bp.get("/count")
-@require_role("pr")
+@require_role("pr", "dept")
 def count() -> Any:
     """How many residents the target chosen on the compose form reaches now (JSON, for the live count)."""
     values = _values(request.args)
@@ -420,14 +425,16 @@ def count() -> Any:
 
 
 @bp.get("/<int:broadcast_id>")
-@require_role("pr")
+@require_role("pr", "dept")
 def detail(broadcast_id: int) -> str:
-    """One notice: preview, target, schedule, counts per run, actions."""
+    """One notice: preview, target, schedule, counts per run, approval, actions."""
     session = get_session()
     try:
         broadcast = service.get_broadcast(session, broadcast_id)
     except NoticeError:
         abort(404)
+    if not approval.can_see(current_staff(), broadcast):
+        abort(404)  # another department's notice
     report = service.notice_report(session, broadcast)
     schedule = Schedule.from_dict(broadcast.schedule)
     upcoming = schedule.upcoming(broadcast.next_run_at - dt.timedelta(microseconds=1), 5) if broadcast.next_run_at else []
@@ -513,6 +520,7 @@ def release(broadcast_id: int, run_id: int) -> Response:
 def init_app(app: Flask) -> None:
     """Register the pages, the navigation entry and the audit labels."""
     app.register_blueprint(bp)
-    register_nav("お知らせ配信", "broadcast_admin.index", ["pr"], order=10)
+    register_nav("お知らせ配信", "broadcast_admin.index", ["pr", "dept"], order=10)
     auth.AUDIT_ACTION_LABELS.update(AUDIT_LABELS)
+    approval_admin.init_app(app)
 

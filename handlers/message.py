@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.i18n import LANGUAGES, N_, command_msgid, detect_language
+from bot.staff_link import link_from_message
 from faq.service import answer_question, prepare_answer, prime_questions
 from faq.translations import localize_reply
 from handlers import clarify_choice, report_chat, settings
@@ -102,6 +103,10 @@ def handle_message(ctx: EventContext) -> None:
             ctx.reply(text(ctx.t(NOT_TEXT_HINT)))
         return
     question = str(message.get("text", ""))[: int(ctx.config["MAX_TEXT_CHARS"])]
+    linked = link_from_message(ctx.session, ctx.user_id, question)  # 「職員連携 123456」 from a staff member
+    if linked is not None:
+        ctx.reply(text(linked))
+        return
     if normalize_command(question) in disaster.TEXT_WORDS:  # 「避難所」: the shelter search
         disaster.start_search(ctx, resident_id)
         return
