@@ -70,18 +70,24 @@ def start_search(ctx: EventContext, resident_id: int | None) -> None:
                          "（位置情報は避難所を探すためだけに使い、保存しません）"), [location_button(ctx)]))
 
 
-def in_search(ctx: EventContext, resident_id: int | None) -> bool:
-    """True while the resident's latest 「避難所を探す」 waits for a location (within SEARCH_MINUTES)."""
+def search_asked_at(ctx: EventContext, resident_id: int | None) -> dt.datetime | None:
+    """When the resident's latest 「避難所を探す」 was tapped, while it still waits for a location
+    (within SEARCH_MINUTES, not yet answered); None otherwise."""
     if resident_id is None:
-        return False
+        return None
     row = ctx.session.execute(
         select(UsageEvent.occurred_at, UsageEvent.detail)
         .where(UsageEvent.resident_id == resident_id, UsageEvent.kind == SEARCH_EVENT)
         .order_by(UsageEvent.id.desc()).limit(1)
     ).first()
     if row is None or (row.detail or {}).get("step") != "asked":
-        return False
-    return bool(row.occurred_at >= utcnow() - dt.timedelta(minutes=SEARCH_MINUTES))
+        return None
+    return row.occurred_at if row.occurred_at >= utcnow() - dt.timedelta(minutes=SEARCH_MINUTES) else None
+
+
+def in_search(ctx: EventContext, resident_id: int | None) -> bool:
+    """True while the resident's latest 「避難所を探す」 waits for a location (within SEARCH_MINUTES)."""
+    return search_asked_at(ctx, resident_id) is not None
 
 
 def claims_location(ctx: EventContext, resident_id: int | None) -> bool:

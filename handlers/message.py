@@ -81,6 +81,17 @@ def prime_messages(events: list[dict[str, Any]], session: Session, config: dict[
     prime_questions(session, questions, config)
 
 
+def _shelter_search_is_newer(ctx: EventContext, resident_id: int | None) -> bool:
+    """Whether a location goes to the shelter search: the step the resident entered last decides,
+    so 「避難所を探す」 tapped after the latest step of a report in progress (or with none) takes it,
+    and a report started or moved on after 「避難所を探す」 keeps it."""
+    asked = disaster.search_asked_at(ctx, resident_id)
+    if asked is None:
+        return False
+    touched = report_chat.last_step_at(ctx, resident_id)
+    return touched is None or asked > touched
+
+
 def handle_message(ctx: EventContext) -> None:
     """Answer a resident's text; stickers, images and the like are counted and get a hint."""
     message = ctx.event.get("message") or {}
@@ -90,10 +101,10 @@ def handle_message(ctx: EventContext) -> None:
     record_usage(ctx.session, "message", resident_id, message_type=kind)
     if not ctx.is_direct_chat:
         return
-    if kind in ("image", "location") and report_chat.handle_message(ctx, resident_id, kind):  # a report in progress
-        return
-    if kind == "location" and disaster.in_search(ctx, resident_id):  # 「避難所を探す」 asked for it
+    if kind == "location" and _shelter_search_is_newer(ctx, resident_id):  # 「避難所を探す」 asked for it last
         disaster.handle_location(ctx, resident_id)
+        return
+    if kind in ("image", "location") and report_chat.handle_message(ctx, resident_id, kind):  # a report in progress
         return
     if kind != "text":
         if kind == "location" and disaster.claims_location(ctx, resident_id):  # no other flow took it

@@ -4,9 +4,11 @@ description -> a summary with 送信 / やり直す. Every step offers やめる
 
 The state is the resident's draft row (reports.models.Report, one per resident, dropped after
 REPORT_DRAFT_MINUTES). Buttons carry the draft's id and revision, so a button of an earlier step or
-of an older report is refused politely. While a draft is open, images and locations go to it; text
-goes to it at the steps that expect text (place, description), and otherwise only when it is a
-step's word (スキップ, 送信, ...), so questions still reach the FAQ.
+of an older report is refused politely. While a draft is open, images and locations go to it (a
+location goes to a shelter search the resident asked for after the draft's latest step instead:
+handlers.message decides with last_step_at); text goes to it at the steps that expect text (place,
+description), and otherwise only when it is a step's word (スキップ, 送信, ...), so questions still
+reach the FAQ.
 
 A photo is fetched from LINE's content endpoint before the write transaction (the preparer, with
 a read-only session): the fetch is retried by the gateway, then checked and cleaned by
@@ -15,6 +17,7 @@ reports.photos. A fetch that still fails lets the report go on without the photo
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import logging
 import unicodedata
@@ -161,6 +164,12 @@ def _prompt(ctx: EventContext, draft: Report, lead: str = "") -> dict[str, Any]:
 def in_progress(ctx: EventContext, resident_id: int | None) -> bool:
     """True while the resident has a report being filled in."""
     return service.current_draft(ctx.session, resident_id) is not None
+
+
+def last_step_at(ctx: EventContext, resident_id: int | None) -> dt.datetime | None:
+    """When the resident last moved their report in progress on (started it or answered a step); None without one."""
+    draft = service.current_draft(ctx.session, resident_id)
+    return draft.updated_at if draft is not None else None
 
 
 def start(ctx: EventContext, resident_id: int | None) -> None:
