@@ -30,6 +30,15 @@ def configure_logging(level: str, log_format: str = "text") -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 
+def _log_unknown_garbage_item(session: Any, municipality: str, question: str, resident_id: int | None) -> None:
+    """An item the garbage dictionary lacks joins the FAQ's unanswered questions (the review queue)."""
+    from faq.masking import mask_personal_data
+    from faq.models import QuestionLog
+
+    session.add(QuestionLog(municipality=municipality, masked_text=mask_personal_data(question)[:1000], decision="unknown",
+                            topic=None, score=0.0, candidates=[], resident_id=resident_id, channel="line"))
+
+
 def create_app(**overrides: Any) -> Flask:
     """Build the app from the environment; keyword overrides win (tests)."""
     config = load_config(**overrides)
@@ -159,6 +168,22 @@ def create_app(**overrides: Any) -> Flask:
         reports_service.kpi_by_category, chart_column=1,
         note="その月に受け付けた通報の件数と、いまの状況です。「状況のお知らせ」はその月に住民へ送った状況の変更の数です。",
     )
+
+    # Garbage: the dictionary's admin pages and CLI, the lookup with the FAQ's normaliser, unknown
+    # items to the FAQ's review queue, the reminders on the dispatcher's clock (every minute).
+    from faq import normalize as faq_normalize
+    from garbage import admin as garbage_admin
+    from garbage import reminders as garbage_reminders
+    from garbage import service as garbage_service
+    from garbage import text as garbage_text
+    from garbage.cli import garbage_cli
+
+    garbage_admin.init_app(app)
+    app.cli.add_command(garbage_cli)
+    garbage_text.set_text_functions(faq_normalize.normalize, faq_normalize.reading)
+    garbage_service.set_unknown_item_hook(_log_unknown_garbage_item)
+    app.extensions.setdefault("clock_jobs", []).append(garbage_reminders.send_reminders)
+    app.extensions["maintenance_jobs"].append(garbage_reminders.purge)
 
     if app.config["SIMULATOR_ENABLED"]:
         from bot.sandbox import simulator

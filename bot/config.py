@@ -99,6 +99,9 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "REPORT_PHOTO_MAX_BYTES": (int, 10_000_000, "a report photo larger than this is not kept (the report goes on without it)"),
     "REPORT_PHOTO_DIR": (str, None, "where report photos are stored, outside the web root (default instance/reports/); served only to signed-in staff"),
     "REPORT_RETENTION_DAYS": (int, 365, "reports and their photos are deleted this long after they were sent (hourly job of the dispatcher); 0 keeps them"),
+    "GARBAGE_REMINDER_TIME": (str, "19:00", "Japan time the evening before a collection day at which residents who asked for it get the garbage reminder (HH:MM)"),
+    "GARBAGE_REMINDER_LATE_MINUTES": (int, 120, "a garbage reminder the dispatcher could not send at its time (it was down) is still sent this long after it, never later"),
+    "GARBAGE_REMINDER_RETENTION_DAYS": (int, 30, "garbage reminder runs and their recipient lists (LINE user ids) are deleted after this (hourly job of the dispatcher); 0 keeps them"),
     "QUESTION_LOG_RETENTION_DAYS": (int, 365, "logged questions older than this are deleted by the retention job (flask faq purge-log); 0 keeps them"),
 }
 
@@ -161,6 +164,9 @@ def load_config(environ: Mapping[str, str] | None = None, **overrides: Any) -> d
     report_categories = [c.strip() for c in str(cfg.get("REPORT_CATEGORIES") or "").split(",") if c.strip()]
     if not 1 <= len(report_categories) <= 12 or any(len(c) > 20 for c in report_categories):
         errors.append("REPORT_CATEGORIES must list 1 to 12 categories of at most 20 characters, comma-separated")
+    hours, _, minutes = str(cfg.get("GARBAGE_REMINDER_TIME") or "").partition(":")
+    if not (hours.isdigit() and minutes.isdigit() and len(minutes) == 2 and int(hours) < 24 and int(minutes) < 60):
+        errors.append(f"GARBAGE_REMINDER_TIME={cfg.get('GARBAGE_REMINDER_TIME')!r} must be a time like 19:00 (Japan time)")
     icon = cfg.get("LINE_ACCOUNT_ICON_URL")
     if icon and not (str(icon).startswith("https://") or (str(icon).startswith("/") and not str(icon).startswith("//"))):
         errors.append(f"LINE_ACCOUNT_ICON_URL={icon!r} must be an https:// URL or a path starting with /")

@@ -96,6 +96,17 @@ class SchedulerProcess:
         finally:
             self._tick_lock.release()
 
+    def clock_jobs(self) -> None:
+        """The every-minute job: other packages' jobs that must run on time (the garbage reminders),
+        wired by bot.app into app.extensions["clock_jobs"]; each is idempotent."""
+        if self.stop.is_set():
+            return
+        for job in self.app.extensions.get("clock_jobs", []):
+            try:
+                job(self.app)
+            except Exception:  # noqa: BLE001 - one job failing must not stop the others
+                log.exception("clock job %s failed", getattr(job, "__name__", job))
+
     def maintenance(self) -> None:
         """The hourly job."""
         try:
@@ -122,6 +133,9 @@ class SchedulerProcess:
             scheduler.add_job(
                 self.tick, IntervalTrigger(seconds=self.poll), id="send_due_broadcasts",
                 max_instances=1, coalesce=True, next_run_time=dt.datetime.now(JST),
+            )
+            scheduler.add_job(
+                self.clock_jobs, CronTrigger(second=30, timezone=JST), id="clock_jobs", max_instances=1, coalesce=True,
             )
             scheduler.add_job(
                 self.maintenance, CronTrigger(minute=MAINTENANCE_MINUTE, timezone=JST),

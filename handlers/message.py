@@ -15,7 +15,7 @@ from bot.staff_link import link_from_message
 from faq.service import answer_question, prepare_answer, prime_questions
 from faq.translations import localize_reply
 from handlers import clarify_choice, report_chat, settings
-from handlers import disaster
+from handlers import disaster, garbage_chat
 from handlers.context import EventContext
 from handlers.faq_replies import faq_reply_messages
 from handlers.replies import MAX_QUICK_REPLY_ITEMS, postback_button, text
@@ -132,6 +132,8 @@ def handle_message(ctx: EventContext) -> None:
     if report_chat.handle_message(ctx, resident_id, "text", question):  # the step of a report in progress
         return
     if clarify_choice.answer_number(ctx, question, resident_id):  # 「2」 after 「もしかして」
+        return
+    if garbage_chat.handle_text(ctx, resident_id, question):  # 「電池は何ごみ？」, 「次のごみの日」 (before the FAQ)
         return
     detected = detect_language(question, ctx.languages)
     offer: list[dict[str, Any]] = []

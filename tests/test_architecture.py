@@ -6,13 +6,14 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bot", "handlers", "webchat", "faq", "segments", "broadcast", "kpi", "disaster", "reports")
+PACKAGES = ("bot", "handlers", "webchat", "faq", "segments", "broadcast", "kpi", "disaster", "reports", "garbage")
 ALLOWED = {
     "webchat": {"faq", "segments", "kpi", "bot"},
-    "handlers": {"faq", "segments", "kpi", "disaster", "reports", "bot"},
+    "handlers": {"faq", "segments", "kpi", "disaster", "reports", "garbage", "bot"},
     "broadcast": {"segments", "kpi", "bot"},
     "disaster": {"segments", "kpi", "bot"},
     "reports": {"segments", "kpi", "bot"},
+    "garbage": {"segments", "kpi", "bot"},
     "faq": {"bot"},
     "segments": {"bot"},
     "kpi": {"bot"},
