@@ -8,7 +8,7 @@ replaced, and city-only entries). These checks read the YAML directly, without t
   current reviewed_at (so editing the Japanese answer flags the translation as stale);
 - an answer uses only the Japanese answer's {placeholders} and no digit run (phone number, fee,
   time, date) that the Japanese answer lacks, and names no other city;
-- やさしい日本語 covers every entry of every city; en/pt/vi cover the same 20 topics for every city;
+- やさしい日本語 covers every entry of every city; en/pt/vi/zh/fil cover the same 20 topics for every city;
 - titles fit their button limits, ja-easy has no honorific chains.
 """
 
@@ -31,7 +31,7 @@ from tests.test_kb_cities import CITY_NAMES
 
 LANGS = ("ja-easy", "en", "pt", "vi", "zh", "fil")  # shipped (bot.i18n codes)
 ALL_LANGS = ("ja-easy", "en", "pt", "vi", "zh", "fil")
-TOP_LANGS = ("en", "pt", "vi")
+TOP_LANGS = ("en", "pt", "vi", "zh", "fil")
 TOP_COUNT = 20
 TITLE_LIMIT = {"ja-easy": 20, "en": 40, "pt": 40, "vi": 40, "zh": 40, "fil": 40}
 MIN_ALTERNATES = 5
