@@ -187,8 +187,16 @@ def create_app(**overrides: Any) -> Flask:
 
     if app.config["SIMULATOR_ENABLED"]:
         from bot.sandbox import simulator
+        from disaster.shelters import centre as shelters_centre
 
         app.register_blueprint(simulator.bp)
+
+        def _shelters_centre(app_: Flask) -> tuple[float, float] | None:
+            with database.get_db(app_).read_session() as session:
+                return shelters_centre(session, app_.config["MUNICIPALITY"])
+
+        # The location panel's preset points are made around the shelters the city imported.
+        simulator.set_centre_hook(app, _shelters_centre)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

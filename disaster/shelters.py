@@ -136,6 +136,14 @@ def has_shelters(session: Session, municipality: str) -> bool:
     return session.scalar(select(Shelter.id).where(Shelter.municipality == municipality).limit(1)) is not None
 
 
+def centre(session: Session, municipality: str) -> tuple[float, float] | None:
+    """The mean position of the city's imported shelters (None without any): where the chat
+    simulator makes its preset points."""
+    lat, lon = session.execute(select(func.avg(Shelter.latitude), func.avg(Shelter.longitude))
+                               .where(Shelter.municipality == municipality)).one()
+    return None if lat is None or lon is None else (float(lat), float(lon))
+
+
 def list_shelters(session: Session, municipality: str, *, only_open: bool = False) -> list[Shelter]:
     """The city's shelters by kind and name (open ones only when asked)."""
     query = select(Shelter).where(Shelter.municipality == municipality)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
@@ -11,10 +12,13 @@ from typing import Any
 import pytest
 import requests
 from flask import Flask
+from sqlalchemy import select
 
+from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from bot.sandbox import simulator as simulator_module
 from bot.sandbox.simulator import SIMULATED_RESIDENTS, USER_ID_RE
+from kpi.models import UsageEvent
 from tests.conftest import _empty_tables, webhook_served
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,3 +236,105 @@ def test_missing_fake_platform_setting_is_explained(make_app: Callable[..., Flas
     answer = client.post("/simulator/api/follow", json={"user": RESIDENT})
     assert answer.status_code == 503
     assert "FAKE_LINE_URL" in answer.get_json()["error"]
+
+
+# ---- locations and photos -----------------------------------------------------------------------
+
+PNG_1PX = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
+
+
+def _message_kinds(app: Flask) -> list[str | None]:
+    """The message types the bot counted (usage events), oldest first."""
+    with get_db(app).session() as session:
+        rows = session.scalars(select(UsageEvent).where(UsageEvent.kind == "message").order_by(UsageEvent.id))
+        return [(row.detail or {}).get("message_type") for row in rows]
+
+
+def test_a_location_and_a_photo_reach_the_bot_as_line_sends_them(
+        simulator: Simulator, simulator_app: Flask, fake_line: FakeLinePlatform) -> None:
+    sent = simulator.post("location", {"user": RESIDENT, "latitude": 36.649, "longitude": 140.149,
+                                       "title": "テスト地点", "address": ""})
+    assert sent.status_code == 200, sent.text
+    assert sent.json()["ok"] is True
+    simulator.new_messages(RESIDENT)  # no report, no shelter search: the bot's hint
+    photo = simulator.post("image", {"user": RESIDENT, "contentType": "image/png",
+                                     "data": base64.b64encode(PNG_1PX).decode()})
+    assert photo.status_code == 200, photo.text
+    simulator.new_messages(RESIDENT)
+    assert _message_kinds(simulator_app) == ["location", "image"]
+
+
+def test_the_fake_platform_serves_a_control_api_image_at_the_content_endpoint(
+        fake_line_server: Any, fake_line: FakeLinePlatform, simulator: Simulator) -> None:
+    _fake, served = fake_line_server
+    answer = requests.post(served.url + "/_fake/events/image", timeout=10, json={
+        "user": RESIDENT, "contentType": "image/png", "contentBase64": base64.b64encode(PNG_1PX).decode()})
+    assert answer.status_code == 200, answer.text
+    message = answer.json()["event"]["message"]
+    assert message["type"] == "image" and message["contentProvider"] == {"type": "line"}
+    content = requests.get(f"{served.url}/v2/bot/message/{message['id']}/content", timeout=10,
+                           headers={"Authorization": "Bearer test-access-token"})
+    assert content.status_code == 200 and content.content == PNG_1PX
+    assert content.headers["Content-Type"] == "image/png"
+
+    located = requests.post(served.url + "/_fake/events/location", timeout=10, json={
+        "user": RESIDENT, "latitude": 36.65, "longitude": 140.15, "title": "テスト地点", "address": "テスト市本町1-1"})
+    assert located.status_code == 200, located.text
+    assert {k: v for k, v in located.json()["event"]["message"].items() if k != "id"} == {
+        "type": "location", "latitude": 36.65, "longitude": 140.15, "title": "テスト地点", "address": "テスト市本町1-1"}
+
+
+@pytest.mark.parametrize(("kind", "body", "status"), [
+    ("location", {"user": RESIDENT, "latitude": "36.6", "longitude": 140.1}, 400),
+    ("location", {"user": RESIDENT, "latitude": 91, "longitude": 140.1}, 400),
+    ("location", {"user": RESIDENT, "latitude": True, "longitude": 140.1}, 400),
+    ("location", {"user": RESIDENT, "latitude": 36.6, "longitude": 140.1, "title": "x" * 101}, 400),
+    ("location", {"user": 7, "latitude": 36.6, "longitude": 140.1}, 400),
+    ("image", {"user": RESIDENT, "contentType": "image/gif", "contentBase64": "R0lGODlh"}, 400),
+    ("image", {"user": RESIDENT, "contentType": "image/png", "contentBase64": "not base64!"}, 400),
+    ("image", {"user": RESIDENT, "contentType": "image/jpeg", "contentBase64": base64.b64encode(PNG_1PX).decode()}, 400),
+    ("image", {"user": RESIDENT, "contentType": "image/png",
+               "contentBase64": base64.b64encode(PNG_1PX + bytes(10 * 1024 * 1024)).decode()}, 413),
+])
+def test_the_fake_platform_refuses_bad_location_and_image_events(
+        fake_line_server: Any, fake_line: FakeLinePlatform, kind: str, body: dict[str, Any], status: int) -> None:
+    _fake, served = fake_line_server
+    answer = requests.post(f"{served.url}/_fake/events/{kind}", json=body, timeout=30)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["message"]
+    assert not fake_line.requests or all(r.path.startswith("/_fake") for r in fake_line.requests)
+
+
+@pytest.mark.parametrize(("path", "body", "status", "says"), [
+    ("location", {"user": RESIDENT, "latitude": None, "longitude": 140.1}, 400, "緯度"),
+    ("location", {"user": RESIDENT, "latitude": 36.6, "longitude": 181}, 400, "経度"),
+    ("location", {"user": RESIDENT, "latitude": 36.6, "longitude": 140.1, "address": "あ" * 101}, 400, "住所"),
+    ("location", {"user": "Uabc", "latitude": 36.6, "longitude": 140.1}, 400, "LINE ユーザーID"),
+    ("image", {"user": RESIDENT, "contentType": "image/gif", "data": "R0lGODlh"}, 400, "JPEG か PNG"),
+    ("image", {"user": RESIDENT, "contentType": "image/png", "data": ""}, 400, "データがありません"),
+    ("image", {"user": RESIDENT, "contentType": "image/png", "data": "%%%"}, 400, "読めません"),
+    ("image", {"user": RESIDENT, "contentType": "image/jpeg", "data": base64.b64encode(PNG_1PX).decode()}, 400,
+     "画像ではありません"),
+    ("image", {"user": RESIDENT, "contentType": "image/png",
+               "data": base64.b64encode(PNG_1PX + bytes(10 * 1024 * 1024)).decode()}, 413, "大きすぎます"),
+])
+def test_bad_locations_and_images_get_a_japanese_error(
+        simulator_app: Flask, path: str, body: dict[str, Any], status: int, says: str) -> None:
+    answer = simulator_app.test_client().post(f"/simulator/api/{path}", json=body)
+    assert answer.status_code == status
+    assert says in answer.get_json()["error"]
+
+
+def test_preset_points_are_made_around_the_imported_shelters(simulator_app: Flask) -> None:
+    client = simulator_app.test_client()
+    page = client.get("/simulator").get_data(as_text=True)
+    assert "preset-place" not in page and "避難所データを取り込むと" in page  # none imported: no presets
+    sites = ROOT / "tests" / "data" / "shelters-standard-sites.csv"  # generated test data
+    assert simulator_app.test_cli_runner().invoke(args=["shelters", "import", str(sites)]).exit_code == 0
+    page = client.get("/simulator").get_data(as_text=True)
+    places = simulator_module.preset_places((36.65, 140.15))
+    assert [p["label"] for p in places] == ["登録済み避難所の中心", "中心から北へ約1km", "中心から東へ約2km", "中心から南西へ約3km"]
+    assert places[1]["latitude"] == pytest.approx(36.659, abs=0.001) and places[2]["longitude"] == pytest.approx(140.172, abs=0.001)
+    assert page.count('class="preset-place"') == 4 and "実在の施設ではありません" in page

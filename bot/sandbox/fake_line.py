@@ -52,6 +52,12 @@ INSIGHT_CLICK_SHARE = 0.25
 INSIGHT_HIDDEN_BELOW = 20
 INSIGHT_MAX_DAYS = 30  # `to` may be at most 30 days after `from`
 _URL_RE = re.compile(r"https?://[^\s\"'<>]+")
+# Images a user "sends" through the control API (the simulator): these types, this size at most
+# (the fake's own limit, not LINE's); the bytes of the last MAX_KEPT_CONTENTS images are served.
+IMAGE_SIGNATURES = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
+MAX_CONTROL_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_KEPT_CONTENTS = 200
+MAX_LOCATION_TEXT = 100  # a location's title and address (LINE's limit when a bot sends one)
 
 # Used when the spec directory is missing, and for LINE-style messages when it is present.
 MESSAGE_TYPES = frozenset(
@@ -1070,11 +1076,14 @@ class FakeLinePlatform:
         event["postback"] = {"data": data} if params is None else {"data": data, "params": params}
         return event
 
-    def location_event(self, user_id: str, latitude: float, longitude: float, address: str | None = None) -> dict[str, Any]:
+    def location_event(self, user_id: str, latitude: float, longitude: float, address: str | None = None,
+                       title: str | None = None) -> dict[str, Any]:
         """A location message from user_id (what LINE's location picker sends) with a fresh reply token."""
         event = self._event_base(user_id, "message", reply=True)
         event["message"] = {"id": str(next(self._message_ids)), "type": "location", "latitude": latitude,
                             "longitude": longitude}
+        if title is not None:
+            event["message"]["title"] = title
         if address is not None:
             event["message"]["address"] = address
         return event
@@ -1085,6 +1094,8 @@ class FakeLinePlatform:
         message_id = str(next(self._message_ids))
         with self._lock:
             self._contents[message_id] = (content_type, bytes(content))
+            while len(self._contents) > MAX_KEPT_CONTENTS:  # a long simulator session: drop the oldest
+                self._contents.pop(next(iter(self._contents)))
         event["message"] = {"id": message_id, "type": "image", "contentProvider": {"type": "line"},
                             "quoteToken": secrets.token_urlsafe(48)}
         return event
@@ -1659,9 +1670,19 @@ class FakeLinePlatform:
             return _json(200, {"deliveries": [d.as_dict() for d in items[since:]], "next": len(items)})
 
     def _control_event(self, kind: str, data: dict[str, Any]) -> _Reply:
-        """POST /_fake/events/{text,postback,follow,unfollow}: build the event and send it to the bot."""
+        """POST /_fake/events/{text,postback,follow,unfollow,location,image}: build the event and send it to the bot.
+
+        location: {"user", "latitude", "longitude", "title"?, "address"?};
+        image: {"user", "contentType": "image/jpeg"|"image/png", "contentBase64"} (served afterwards at
+        GET /v2/bot/message/{id}/content). Bad input: 400 (413 for an image over MAX_CONTROL_IMAGE_BYTES).
+        """
         user = data["user"]
-        if kind == "text":
+        if kind in ("location", "image"):
+            try:
+                event = self._control_media_event(kind, user, data)
+            except _ControlInputError as exc:
+                return _json(exc.status, {"message": str(exc)})
+        elif kind == "text":
             event = self.text_event(user, data["text"])
         elif kind == "postback":
             event = self.postback_event(user, data["data"], data.get("params"))
@@ -1676,6 +1697,63 @@ class FakeLinePlatform:
         except (requests.RequestException, ValueError) as exc:
             return _json(502, {"message": f"webhook failed: {exc}", "status": None, "event": event})
         return _json(200, {"status": answer.status_code, "event": event})
+
+    def _control_media_event(self, kind: str, user: Any, data: dict[str, Any]) -> dict[str, Any]:
+        """The location or image event the control API was asked for, its input checked first."""
+        if not isinstance(user, str) or not user:
+            raise _ControlInputError("user must be a LINE user id")
+        if kind == "location":
+            latitude, longitude = _control_location(data)
+            return self.location_event(user, latitude, longitude, address=data.get("address"), title=data.get("title"))
+        content_type, content = _control_image(data)
+        return self.image_event(user, content, content_type)
+
+
+class _ControlInputError(Exception):
+    """Bad input to a control-API event (answered with `status`, 400 unless said)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _control_location(data: dict[str, Any]) -> tuple[float, float]:
+    """(latitude, longitude) of a control-API location event; its title and address checked."""
+    point = []
+    for key, bound in (("latitude", 90.0), ("longitude", 180.0)):
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _ControlInputError(f"{key} must be a number")
+        if not (-bound <= float(value) <= bound):  # NaN fails too
+            raise _ControlInputError(f"{key} must be between {-bound:g} and {bound:g}")
+        point.append(float(value))
+    for key in ("title", "address"):
+        value = data.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > MAX_LOCATION_TEXT):
+            raise _ControlInputError(f"{key} must be a string of at most {MAX_LOCATION_TEXT} characters")
+    return point[0], point[1]
+
+
+def _control_image(data: dict[str, Any]) -> tuple[str, bytes]:
+    """(content type, bytes) of a control-API image event: a JPEG or PNG of at most MAX_CONTROL_IMAGE_BYTES."""
+    content_type = data.get("contentType")
+    if content_type not in IMAGE_SIGNATURES:
+        raise _ControlInputError(f"contentType must be one of {', '.join(sorted(IMAGE_SIGNATURES))}")
+    encoded = data.get("contentBase64")
+    if not isinstance(encoded, str) or not encoded:
+        raise _ControlInputError("contentBase64 must be the image's bytes in base64")
+    too_large = _ControlInputError(f"the image is larger than {MAX_CONTROL_IMAGE_BYTES} bytes", 413)
+    if len(encoded) > (MAX_CONTROL_IMAGE_BYTES + 2) // 3 * 4:
+        raise too_large
+    try:
+        content = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        raise _ControlInputError("contentBase64 is not valid base64") from None
+    if len(content) > MAX_CONTROL_IMAGE_BYTES:
+        raise too_large
+    if not content.startswith(IMAGE_SIGNATURES[content_type]):
+        raise _ControlInputError(f"the bytes are not a {content_type} image")
+    return content_type, content
 
 
 def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Reply:

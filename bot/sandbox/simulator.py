@@ -11,16 +11,20 @@ never used, so the simulator agrees with the admin pages.
 
 from __future__ import annotations
 
+import base64
 import logging
+import math
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
 
 from bot.dates import jst_clock
 from bot.db import utcnow
+from bot.sandbox.fake_line import IMAGE_SIGNATURES, MAX_CONTROL_IMAGE_BYTES, MAX_LOCATION_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,18 @@ MUNICIPALITY_NAMES = {
     "ohtawara": "大田原市",
 }
 PICKER_PARAMS = ("date", "time", "datetime")  # what a datetimepicker postback may carry
+# A photo the resident sends: JPEG or PNG, at most this size (the page checks it first, the fake again).
+MAX_IMAGE_BYTES = MAX_CONTROL_IMAGE_BYTES
+MAX_IMAGE_BASE64 = (MAX_IMAGE_BYTES + 2) // 3 * 4
+# Preset points of the location panel, generated around the centre of the city's imported shelters
+# (app.extensions[CENTRE_HOOK], wired in bot.app): never a real place's name, only the offset.
+CENTRE_HOOK = "simulator_centre"
+PRESET_OFFSETS: tuple[tuple[str, float, float], ...] = (  # label, km north, km east
+    ("登録済み避難所の中心", 0.0, 0.0),
+    ("中心から北へ約1km", 1.0, 0.0),
+    ("中心から東へ約2km", 0.0, 2.0),
+    ("中心から南西へ約3km", -2.1, -2.1),
+)
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' https: http: data:; "
@@ -86,12 +102,41 @@ def simulator_error(error: SimulatorError) -> tuple[Response, int]:
     return jsonify({"error": error.message}), error.status
 
 
+def set_centre_hook(app: Flask, centre: Callable[[Flask], tuple[float, float] | None]) -> None:
+    """Where the location panel's preset points are generated around (None: no presets)."""
+    app.extensions[CENTRE_HOOK] = centre
+
+
+def preset_places(centre: tuple[float, float] | None) -> list[dict[str, Any]]:
+    """The location panel's preset points around `centre` ({"label", "latitude", "longitude"})."""
+    if centre is None:
+        return []
+    lat, lon = centre
+    km_per_degree = 111.32
+    return [{"label": label, "latitude": round(lat + north / km_per_degree, 6),
+             "longitude": round(lon + east / (km_per_degree * max(math.cos(math.radians(lat)), 0.01)), 6)}
+            for label, north, east in PRESET_OFFSETS]
+
+
+def _centre() -> tuple[float, float] | None:
+    hook = current_app.extensions.get(CENTRE_HOOK)
+    if hook is None:
+        return None
+    try:
+        return hook(current_app._get_current_object())  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - presets are a convenience: the panel works without them
+        log.exception("simulator: the preset points could not be made")
+        return None
+
+
 @bp.get("")
 def page() -> Response:
     """The chat page."""
     html = render_template(
         "simulator.html",
         residents=SIMULATED_RESIDENTS,
+        places=preset_places(_centre()),
+        image_max_bytes=MAX_IMAGE_BYTES,
         account_name=MUNICIPALITY_NAMES.get(current_app.config.get("MUNICIPALITY", ""), "市") + "公式LINE",
         fake_configured=bool(current_app.config.get("FAKE_LINE_URL")),
     )
@@ -214,6 +259,57 @@ def send_postback() -> Response:
             raise SimulatorError("params は date / time / datetime のいずれか1つにしてください。", 400)
         body["params"] = params
     return _post_event("postback", body)
+
+
+def _coordinate(data: dict[str, Any], key: str, name: str, bound: float) -> float:
+    """A latitude or longitude: a finite number within ±bound."""
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not -bound <= value <= bound:
+        raise SimulatorError(f"{name}は -{bound:g} から {bound:g} までの数で入力してください。", 400)
+    return float(value)
+
+
+@bp.post("/api/location")
+def send_location() -> Response:
+    """The resident sends a location (LINE's location picker); title and address are optional."""
+    data = _same_origin_json()
+    user = _user_id(data.get("user"))
+    body: dict[str, Any] = {"user": user, "latitude": _coordinate(data, "latitude", "緯度", 90.0),
+                            "longitude": _coordinate(data, "longitude", "経度", 180.0)}
+    for key, name in (("title", "名前"), ("address", "住所")):
+        value = data.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or len(value) > MAX_LOCATION_TEXT:
+            raise SimulatorError(f"{name}は {MAX_LOCATION_TEXT} 文字以内の文字で入力してください。", 400)
+        body[key] = value.strip() or None
+    return _post_event("location", {k: v for k, v in body.items() if v is not None})
+
+
+@bp.post("/api/image")
+def send_image() -> Response:
+    """The resident sends a photo (camera or camera roll): JPEG or PNG of at most MAX_IMAGE_BYTES, base64."""
+    too_large = SimulatorError(f"画像が大きすぎます。{MAX_IMAGE_BYTES // (1024 * 1024)}MB までの画像を選んでください。", 413)
+    if (request.content_length or 0) > MAX_IMAGE_BASE64 + 1024:
+        raise too_large
+    data = _same_origin_json()
+    user = _user_id(data.get("user"))
+    content_type = data.get("contentType")
+    encoded = data.get("data")
+    if content_type not in IMAGE_SIGNATURES:
+        raise SimulatorError("送れる画像は JPEG か PNG です。", 400)
+    if not isinstance(encoded, str) or not encoded:
+        raise SimulatorError("画像のデータがありません。", 400)
+    if len(encoded) > MAX_IMAGE_BASE64:
+        raise too_large
+    try:
+        content = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        raise SimulatorError("画像のデータが読めません（base64 ではありません）。", 400) from None
+    if not content.startswith(IMAGE_SIGNATURES[content_type]):
+        raise SimulatorError("選んだファイルは JPEG・PNG の画像ではありません。", 400)
+    return _post_event("image", {"user": user, "contentType": content_type, "contentBase64": encoded})
 
 
 @bp.post("/api/follow")

@@ -6,6 +6,11 @@
  * is kept in localStorage and the bot's messages are appended to it in the order they arrive.
  *
  * Message content is always inserted with textContent / DOM properties, never as HTML.
+ *
+ * Locations and photos: LINE's location and camera / camera-roll actions (in quick replies) and the
+ * "+" of the input bar open a small panel (latitude, longitude, optional name and address, preset
+ * points) or a file picker (JPEG or PNG, size-checked here and again by the server); the fake
+ * platform serves a sent photo's bytes to the bot at GET /v2/bot/message/{id}/content.
  */
 (function () {
   "use strict";
@@ -14,6 +19,8 @@
   var OTHERS_EVERY = 5; // poll residents not on screen every 5th tick (unread badges)
   var MAX_ITEMS = 500;
   var STORE = "lineSimulator.v1.";
+  var IMAGE_TYPES = ["image/jpeg", "image/png"];
+  var THUMBNAIL_PX = 240; // the transcript keeps a small copy of a sent photo, not the photo
   var URL_RE = /(https?:\/\/[^\s<>"'「」（）()]+)/g;
   var SPACING = { none: 0, xs: 2, sm: 4, md: 8, lg: 12, xl: 16, xxl: 20 };
   var TEXT_SIZE = { xxs: 11, xs: 13, sm: 14, md: 16, lg: 19, xl: 22, xxl: 29, "3xl": 35, "4xl": 48, "5xl": 74 };
@@ -37,7 +44,21 @@
     block: document.getElementById("block"),
     clear: document.getElementById("clear"),
     newResident: document.getElementById("new-resident"),
+    attach: document.getElementById("attach"),
+    attachMenu: document.getElementById("attach-menu"),
+    attachLocation: document.getElementById("attach-location"),
+    attachImage: document.getElementById("attach-image"),
+    imageFile: document.getElementById("image-file"),
+    locationPanel: document.getElementById("location-panel"),
+    lat: document.getElementById("location-lat"),
+    lon: document.getElementById("location-lon"),
+    title: document.getElementById("location-title"),
+    address: document.getElementById("location-address"),
+    locationSend: document.getElementById("location-send"),
+    locationCancel: document.getElementById("location-cancel"),
+    locationError: document.getElementById("location-error"),
   };
+  var imageMaxBytes = parseInt(root.getAttribute("data-image-max-bytes"), 10) || 10 * 1024 * 1024;
 
   var residents = [];
   var chats = {}; // userId -> {items, since, blocked, unread}
@@ -273,7 +294,13 @@
       else if (item.pending) meta.appendChild(span("pending", "送信中…"));
       meta.appendChild(span("time", clock(item)));
       row.appendChild(meta);
-      row.appendChild(richText(div("bubble me-bubble"), item.text));
+      if (item.image) {
+        var sent = div("bubble me-media");
+        sent.appendChild(image(item.image, "送った画像", ""));
+        row.appendChild(sent);
+      } else {
+        row.appendChild(richText(div("bubble me-bubble"), item.text));
+      }
     } else {
       row = div("row bot");
       row.appendChild(span("avatar", "市"));
@@ -600,6 +627,13 @@
           sendPostback(userId, action.data || "", "", params);
         }
         break;
+      case "location":
+        openLocationPanel();
+        break;
+      case "camera":
+      case "cameraRoll":
+        pickImage();
+        break;
       case "clipboard":
         if (navigator.clipboard) navigator.clipboard.writeText(action.clipboardText || "");
         note("クリップボードにコピーしました。");
@@ -664,6 +698,117 @@
         if (item) { item.pending = false; item.failed = true; refreshItem(userId, item); }
         showStatus(err.message);
       });
+  }
+
+  /* The item of a resident's own message: shown at once, marked sent or failed when the server answers. */
+  function sendOwn(userId, item, path, body) {
+    item.pending = true;
+    addItem(userId, item);
+    return call(path, body)
+      .then(function (data) { item.pending = false; item.time = data.time; refreshItem(userId, item); afterEvent(userId, data); })
+      .catch(function (err) {
+        item.pending = false;
+        item.failed = true;
+        refreshItem(userId, item);
+        showStatus(err.message);
+      });
+  }
+
+  // ---- location and photo ---------------------------------------------------------------------
+
+  function toggleAttachMenu(open) {
+    var show = open === undefined ? el.attachMenu.hidden : open;
+    el.attachMenu.hidden = !show;
+    el.attach.setAttribute("aria-expanded", show ? "true" : "false");
+  }
+
+  function openLocationPanel() {
+    toggleAttachMenu(false);
+    el.locationError.hidden = true;
+    el.locationPanel.hidden = false;
+    el.lat.focus();
+  }
+
+  function closeLocationPanel() {
+    el.locationPanel.hidden = true;
+  }
+
+  function locationError(text) {
+    el.locationError.textContent = text;
+    el.locationError.hidden = false;
+  }
+
+  function submitLocation() {
+    var lat = Number(el.lat.value);
+    var lon = Number(el.lon.value);
+    if (el.lat.value.trim() === "" || !isFinite(lat) || lat < -90 || lat > 90) {
+      locationError("緯度は -90 から 90 までの数で入力してください。");
+      return;
+    }
+    if (el.lon.value.trim() === "" || !isFinite(lon) || lon < -180 || lon > 180) {
+      locationError("経度は -180 から 180 までの数で入力してください。");
+      return;
+    }
+    if (chatOf(active).blocked) return;
+    var title = el.title.value.trim();
+    var address = el.address.value.trim();
+    closeLocationPanel();
+    var shown = "位置情報: " + lat + ", " + lon + (title ? "\n" + title : "") + (address ? "\n" + address : "");
+    var body = { user: active, latitude: lat, longitude: lon };
+    if (title) body.title = title;
+    if (address) body.address = address;
+    sendOwn(active, { who: "me", text: shown }, "/location", body);
+  }
+
+  function pickImage() {
+    toggleAttachMenu(false);
+    el.imageFile.value = "";
+    el.imageFile.click();
+  }
+
+  /* A small JPEG copy of the photo for the transcript (kept in localStorage), or "" if none can be made. */
+  function thumbnail(dataUrl) {
+    return new Promise(function (resolve) {
+      var img = new Image();
+      img.onload = function () {
+        var scale = Math.min(1, THUMBNAIL_PX / Math.max(img.naturalWidth, img.naturalHeight, 1));
+        var canvas = document.createElement("canvas");
+        canvas.width = Math.max(1, Math.round(img.naturalWidth * scale));
+        canvas.height = Math.max(1, Math.round(img.naturalHeight * scale));
+        try {
+          canvas.getContext("2d").drawImage(img, 0, 0, canvas.width, canvas.height);
+          resolve(canvas.toDataURL("image/jpeg", 0.8));
+        } catch (e) {
+          resolve("");
+        }
+      };
+      img.onerror = function () { resolve(""); };
+      img.src = dataUrl;
+    });
+  }
+
+  function sendImageFile(file) {
+    var userId = active;
+    if (!file || chatOf(userId).blocked) return;
+    if (IMAGE_TYPES.indexOf(file.type) < 0) {
+      showStatus("送れる画像は JPEG か PNG です。");
+      return;
+    }
+    if (file.size > imageMaxBytes) {
+      showStatus("画像が大きすぎます。" + Math.floor(imageMaxBytes / (1024 * 1024)) + "MB までの画像を選んでください。");
+      return;
+    }
+    var reader = new FileReader();
+    reader.onerror = function () { showStatus("画像を読み込めませんでした。"); };
+    reader.onload = function () {
+      var dataUrl = String(reader.result || "");
+      var comma = dataUrl.indexOf(",");
+      thumbnail(dataUrl).then(function (small) {
+        sendOwn(userId, { who: "me", text: "［画像］", image: small }, "/image",
+          { user: userId, contentType: file.type, data: dataUrl.slice(comma + 1) });
+      });
+    };
+    reader.readAsDataURL(file);
   }
 
   function follow() {
@@ -745,6 +890,11 @@
     var blocked = chatOf(active).blocked;
     el.input.disabled = blocked;
     el.send.disabled = blocked;
+    el.attach.disabled = blocked;
+    if (blocked) {
+      toggleAttachMenu(false);
+      closeLocationPanel();
+    }
     el.input.placeholder = blocked
       ? "ブロック中です。「友だち追加」でブロックを解除できます"
       : "メッセージを入力（Enter で送信、Shift+Enter で改行）";
@@ -782,6 +932,26 @@
   el.follow.addEventListener("click", follow);
   el.block.addEventListener("click", block);
   el.newResident.addEventListener("click", addResident);
+  el.attach.addEventListener("click", function () { toggleAttachMenu(); });
+  el.attachLocation.addEventListener("click", openLocationPanel);
+  el.attachImage.addEventListener("click", pickImage);
+  el.imageFile.addEventListener("change", function () { sendImageFile(el.imageFile.files && el.imageFile.files[0]); });
+  el.locationSend.addEventListener("click", submitLocation);
+  el.locationCancel.addEventListener("click", closeLocationPanel);
+  Array.prototype.forEach.call(document.querySelectorAll(".preset-place"), function (button) {
+    button.addEventListener("click", function () {
+      el.lat.value = button.getAttribute("data-lat");
+      el.lon.value = button.getAttribute("data-lon");
+      el.title.value = "";
+      el.address.value = "";
+      el.locationError.hidden = true;
+    });
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape") return;
+    toggleAttachMenu(false);
+    closeLocationPanel();
+  });
   el.clear.addEventListener("click", function () {
     var chat = chatOf(active);
     chat.items = [];
