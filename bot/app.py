@@ -101,6 +101,15 @@ def create_app(**overrides: Any) -> Flask:
     from kpi import hooks as kpi_hooks
 
     app.extensions["maintenance_jobs"].append(insights.collect_statistics)
+
+    # Surveys in the chat: their admin pages, the retention job, free text masked as the question log is.
+    from faq.masking import mask_personal_data
+    from surveys import admin as surveys_admin
+    from surveys import service as surveys_service
+
+    surveys_admin.init_app(app)
+    surveys_service.set_text_masker(mask_personal_data)
+    app.extensions["maintenance_jobs"].append(surveys_service.run_retention)
     kpi_hooks.register_section(
         app, insights.NOTICE_SECTION, insights.NOTICE_TITLE, insights.NOTICE_COLUMNS, insights.notice_rows,
         note=insights.NOTICE_NOTE, chart_column=1,

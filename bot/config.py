@@ -67,6 +67,7 @@ SETTINGS: dict[str, tuple[type, Any, str]] = {
     "INSIGHT_MIN_RECIPIENTS": (int, 20, "a notice run to fewer residents gets no LINE statistics unit (LINE hides figures under 20)"),
     "INSIGHT_MONTHLY_UNITS": (int, 900, "at most this many LINE statistics unit names per month (LINE allows about 1,000)"),
     "INSIGHT_DAYS": (int, 14, "days after its last sending that a notice's LINE statistics are fetched, once a day"),
+    "SURVEY_RETENTION_DAYS": (int, 365, "residents' survey answers are deleted this many days after they started answering"),
     "FAQ_WHATIF_RECENT": (int, 300, "how many recent logged questions the workbench's what-if replays"),
     "FAQ_EVAL_FILE": (str, None, "evaluation TSV for the what-if (default faq/kb/cities/<city>/eval.tsv, else ../shared/eval/dev-questions.tsv)"),
     "FAQ_IMPORT_MAX_ROWS": (int, 20_000, "a FAQ CSV with more data rows than this is refused with an error at the first row over (every entry is in each worker's matcher index)"),

@@ -11,5 +11,6 @@ from handlers import models as _handlers_models  # noqa: F401
 from kpi import models as _kpi_models  # noqa: F401
 from reports import models as _reports_models  # noqa: F401
 from segments import models as _segments_models  # noqa: F401
+from surveys import models as _surveys_models  # noqa: F401
 
 metadata = Base.metadata

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers import garbage_chat, report_chat
+from handlers import survey_chat
 from handlers.context import EventContext
 from handlers.settings import follow_messages
 from kpi.service import record_usage
@@ -25,4 +26,5 @@ def handle_unfollow(ctx: EventContext) -> None:
     resident = record_unfollow(ctx.session, ctx.user_id)
     record_usage(ctx.session, "unfollow", resident.id)
     report_chat.forget(ctx, resident.id)  # their draft goes; sent reports lose the link to them
+    survey_chat.forget(ctx, resident.id)  # their answers to named surveys
     garbage_chat.forget(ctx, resident.id)  # their garbage area and reminder

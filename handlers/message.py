@@ -16,6 +16,7 @@ from faq.service import answer_question, prepare_answer, prime_questions
 from faq.translations import localize_reply
 from handlers import clarify_choice, report_chat, settings
 from handlers import disaster, garbage_chat
+from handlers import survey_chat
 from handlers.context import EventContext
 from handlers.faq_replies import faq_reply_messages
 from handlers.replies import MAX_QUICK_REPLY_ITEMS, postback_button, text
@@ -117,6 +118,8 @@ def handle_message(ctx: EventContext) -> None:
     linked = link_from_message(ctx.session, ctx.user_id, question)  # 「職員連携 123456」 from a staff member
     if linked is not None:
         ctx.reply(text(linked))
+        return
+    if survey_chat.handle_text(ctx, resident_id, question):  # the free-text answer a survey asked for
         return
     if normalize_command(question) in disaster.TEXT_WORDS:  # 「避難所」: the shelter search
         disaster.start_search(ctx, resident_id)

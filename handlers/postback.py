@@ -10,6 +10,7 @@ from bot.i18n import N_
 from faq import service
 from faq.translations import localize_views
 from handlers import disaster, garbage_chat, report_chat, settings
+from handlers import survey_chat
 from handlers.clarify_choice import choose
 from handlers.context import EventContext
 from handlers.faq_replies import answer_messages, category_pages, entry_list_messages, menu_messages
@@ -82,6 +83,7 @@ POSTBACK_ACTIONS: dict[str, Callable[[EventContext, dict[str, Any], int | None],
     **settings.POSTBACK_ACTIONS,
     **report_chat.POSTBACK_ACTIONS,
     **disaster.POSTBACK_ACTIONS,
+    **survey_chat.POSTBACK_ACTIONS,
     **garbage_chat.POSTBACK_ACTIONS,
 }
 

@@ -16,6 +16,7 @@ from typing import Any
 from bot.i18n import JAPANESE, LANGUAGES, N_, Translator, city_languages
 from faq.service import city_name, main_contact
 from handlers import garbage_chat, report_chat
+from handlers import survey_chat
 from handlers.context import EventContext
 from handlers.replies import message_button, postback_button, text
 from kpi.service import record_usage
@@ -497,6 +498,7 @@ def delete_confirmed(ctx: EventContext, data: dict[str, Any], resident_id: int |
     delete_attributes(resident)
     record_usage(ctx.session, "attributes_deleted", resident.id)
     report_chat.forget(ctx, resident.id)  # their draft goes; sent reports lose the link to them
+    survey_chat.forget(ctx, resident.id)  # their answers to named surveys
     garbage_chat.forget(ctx, resident.id)  # their garbage area and reminder
     ctx.reply(text(t(
         "登録情報をすべて削除しました。お知らせ配信の対象からも外れました。\n"

@@ -6,14 +6,16 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bot", "handlers", "webchat", "faq", "segments", "broadcast", "kpi", "disaster", "reports", "garbage")
+PACKAGES = ("bot", "handlers", "webchat", "faq", "segments", "broadcast", "kpi", "disaster", "reports", "garbage", "surveys")
 ALLOWED = {
     "webchat": {"faq", "segments", "kpi", "bot"},
-    "handlers": {"faq", "segments", "kpi", "disaster", "reports", "garbage", "bot"},
+    "handlers": {"faq", "segments", "kpi", "disaster", "reports", "garbage", "surveys", "bot"},
     "broadcast": {"segments", "kpi", "bot"},
     "disaster": {"segments", "kpi", "bot"},
     "reports": {"segments", "kpi", "bot"},
     "garbage": {"segments", "kpi", "bot"},
+    # Surveys ride on notices (a button in the notice), answered in the LINE chat through handlers.
+    "surveys": {"broadcast", "segments", "kpi", "bot"},
     "faq": {"bot"},
     "segments": {"bot"},
     "kpi": {"bot"},

@@ -1,0 +1,1 @@
+"""Surveys in the chat: built by staff, attached to a notice or a rich-menu button, answered with quick replies."""
