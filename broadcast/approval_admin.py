@@ -144,6 +144,7 @@ def approval_context() -> dict[str, Any]:
         return {
             "awaiting": broadcast.status == AWAITING_APPROVAL,
             "returned": broadcast.status == RETURNED,
+            "is_approver": approval.is_approver(user),
             "can_review": broadcast.status == AWAITING_APPROVAL and approval.is_approver(user),
             "can_test": approval.can_see(user, broadcast),
             "linked": len(approval.test_recipients(session, broadcast)),

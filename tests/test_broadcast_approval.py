@@ -202,3 +202,14 @@ def test_staff_link_their_line_account_and_test_sends_reach_only_linked_staff(
     assert [d.kind for d in fake_line.deliveries if phone in d.to and d.kind != "reply"] == ["push"]
     assert ("notice_test_send", "kosodate") in audit_of(aapp, f"#{notice_id}")
     assert notice(aapp, notice_id).status == AWAITING_APPROVAL  # a test send approves nothing
+
+
+def test_a_department_sees_no_pause_or_cancel_buttons(aapp: Flask, fake_line: FakeLinePlatform) -> None:
+    add_residents(aapp, 12)
+    dept = staff(aapp, "kosodate", "dept", "子育て支援課")
+    draft(dept)
+    notice_id = latest_id(aapp)
+    post(staff(aapp, "koho", "pr"), f"/admin/notices/{notice_id}/approve")
+    page = dept.get(f"/admin/notices/{notice_id}").get_data(as_text=True)
+    assert 'id="pause-button"' not in page and 'id="cancel-button"' not in page
+    assert "承認済み" in page
