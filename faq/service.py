@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from bot import metrics
 from bot.config import ROOT
 from bot.db import utcnow
-from faq import importer, index_builder
+from faq import importer, index_builder, multilingual
 from faq.directory import Directory, current_directory, repo_directory
 from faq.freshness import StampedCache
 from faq.kb import KBEntry, city_places
@@ -247,7 +247,8 @@ def thresholds_from(config: dict[str, Any], default: Thresholds | None = None) -
 def decide(session: Session, municipality: str, text: str, config: dict[str, Any]) -> Decision:
     """The matcher's decision for a question over the city's published entries (no logging)."""
     index, _ = INDEXES.get(session, municipality)
-    return index.match(text, thresholds_from(config, index.default_thresholds))
+    return multilingual.match(session, municipality, text, config,
+                              lambda: index.match(text, thresholds_from(config, index.default_thresholds)))
 
 
 def categories(session: Session, municipality: str) -> tuple[tuple[str, str], ...]:
@@ -352,7 +353,8 @@ def prepare_answer(session: Session, text: str, config: dict[str, Any]) -> Prepa
     if kind is not None:
         return PreparedAnswer(text, kind, None, {})
     index, by_id = INDEXES.get(session, config["MUNICIPALITY"])
-    decision = index.match(text, thresholds_from(config, index.default_thresholds))
+    decision = multilingual.match(session, config["MUNICIPALITY"], text, config,  # a foreign question: translations too
+                                  lambda: index.match(text, thresholds_from(config, index.default_thresholds)))
     preferred = _category_preference(session, config) if _category_preference is not None else None
     if preferred:
         decision = prefer_category(decision, by_id, preferred)

@@ -1,0 +1,172 @@
+"""Questions in residents' foreign languages, matched against the entries' translations (issue 17).
+
+A second matcher index per city, built only from the translations into the languages written in
+another script or vocabulary than Japanese (FOREIGN: en, pt, vi, zh, fil; やさしい日本語 is Japanese
+and stays with the main index). Each entry's translations in all those languages form one entry of
+that index (title, question and alternates of each language as its phrasings), so its id is the
+Japanese entry's id and a match needs no mapping back.
+
+A question detected in one of FOREIGN is matched against both indexes (the embedding is
+multilingual, so the Japanese index also ranks a foreign question): the translation index's
+decision is taken when it answers or asks 「もしかして」, else the Japanese index's. Japanese and
+やさしい日本語 questions never reach the translation index, so their answers are exactly as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from bot.i18n import city_languages, detect_language
+from faq import importer
+from faq.freshness import StampedCache
+from faq.matcher import Decision, MatcherIndex, Thresholds
+from faq.models import FaqEntry, FaqTranslation
+
+log = logging.getLogger(__name__)
+
+# Languages whose questions are matched against the translation index.
+FOREIGN = ("en", "pt", "vi", "zh", "fil")
+
+# Decision rule of the translation index: None = the calibrated decision model (faq/decision.py), as
+# for the Japanese index. Chosen on faq/eval/tune-<lang>.tsv only (never the held-out sets): against
+# score thresholds answer/clarify/margin of 0.55/0.30/0.05, 0.40/0.20/0.05, 0.35/0.20/0.05,
+# 0.30/0.15/0.03 it answered the most tuning questions rightly in one step in every language with
+# no off-topic question answered (docs/benchmarks.md, 「外国語の質問」).
+THRESHOLDS: Thresholds | None = None
+
+
+@dataclass(frozen=True)
+class TranslatedEntry:
+    """One entry as the translation index sees it: all its foreign translations as phrasings."""
+
+    id: str
+    title: str
+    question: str
+    alternates: tuple[str, ...]
+    keywords: tuple[str, ...] = ()
+    answer: str = ""
+    category: str = ""
+
+
+def translated_entries(translations: Iterable[Any], known_ids: Iterable[str] | None = None) -> list[TranslatedEntry]:
+    """Group translations (objects with entry_id, language, title, question, alternates) by entry id
+    into one TranslatedEntry each, FOREIGN languages only, in a stable order."""
+    known = set(known_ids) if known_ids is not None else None
+    grouped: dict[str, dict[str, Any]] = {}
+    for t in translations:
+        if t.language not in FOREIGN or (known is not None and t.entry_id not in known):
+            continue
+        grouped.setdefault(t.entry_id, {})[t.language] = t
+    entries = []
+    for entry_id in sorted(grouped):
+        by_lang = [grouped[entry_id][code] for code in FOREIGN if code in grouped[entry_id]]
+        first, rest = by_lang[0], by_lang[1:]
+        phrasings: list[str] = list(first.alternates or ())
+        for t in rest:
+            phrasings += [t.question, t.title, *(t.alternates or ())]
+        entries.append(TranslatedEntry(
+            id=entry_id, title=first.title, question=first.question,
+            alternates=tuple(dict.fromkeys(p.strip() for p in phrasings if p and p.strip())),
+        ))
+    return entries
+
+
+def build_index(entries: Sequence[TranslatedEntry], **build_args: Any) -> MatcherIndex | None:
+    """The translation index (None when the city has no foreign translations)."""
+    return MatcherIndex.build(entries, **build_args) if entries else None
+
+
+def combine(translated: Decision | None, japanese: Callable[[], Decision]) -> Decision:
+    """The translation index's decision when it answers or clarifies, else the Japanese index's."""
+    if translated is not None and translated.kind in ("answer", "clarify"):
+        return translated
+    return japanese()
+
+
+def decide(index: MatcherIndex | None, text: str, language: str | None, japanese: Callable[[], Decision],
+           thresholds: Thresholds | None = THRESHOLDS) -> Decision:
+    """The decision for a question in `language` (None or Japanese: the Japanese index alone)."""
+    if language not in FOREIGN or index is None:
+        return japanese()
+    return combine(index.match(text, thresholds), japanese)
+
+
+# --- per city, from the database -----------------------------------------------------------------
+
+def _stamp(session: Session, municipality: str) -> tuple[Any, ...] | None:
+    """The published entries' fingerprint and the foreign translations' count and newest change."""
+    if importer.publishing(session, municipality):
+        return None
+    entries = session.execute(
+        select(func.count(FaqEntry.id), func.max(FaqEntry.updated_at), func.sum(FaqEntry.id)).where(
+            FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True))
+    ).one()
+    translations = session.execute(
+        select(func.count(FaqTranslation.id), func.max(FaqTranslation.updated_at), func.sum(FaqTranslation.id))
+        .join(FaqEntry, FaqEntry.id == FaqTranslation.entry_id)
+        .where(FaqEntry.municipality == municipality, FaqTranslation.language.in_(FOREIGN))
+    ).one()
+    return (*tuple(entries), *tuple(translations))
+
+
+def _build(session: Session, municipality: str) -> MatcherIndex | None:
+    from faq.service import EMBEDDING_CACHE_DIR  # faq.service imports this module
+
+    rows = session.execute(
+        select(FaqEntry.entry_id, FaqTranslation)
+        .join(FaqEntry, FaqEntry.id == FaqTranslation.entry_id)
+        .where(FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True),
+               FaqTranslation.language.in_(FOREIGN))
+    ).all()
+    translations = [_Row(entry_id, t.language, t.title, t.question, tuple(t.alternates or ())) for entry_id, t in rows]
+    entries = translated_entries(translations)
+    index = build_index(entries, cache_dir=EMBEDDING_CACHE_DIR)
+    log.info("FAQ translation index built: municipality=%s entries=%d", municipality, len(entries))
+    return index
+
+
+@dataclass(frozen=True)
+class _Row:
+    entry_id: str
+    language: str
+    title: str
+    question: str
+    alternates: tuple[str, ...]
+
+
+# Translation indexes in this process, one per (database, city), rebuilt when the published
+# entries or their foreign translations change (staff edits in the workbench, `faq load`).
+TRANSLATION_INDEXES: StampedCache[MatcherIndex | None] = StampedCache(_stamp, _build)
+for _model in (FaqEntry, FaqTranslation):
+    for _when in ("after_insert", "after_update", "after_delete"):
+        event.listen(_model, _when, lambda *_args: TRANSLATION_INDEXES.touch())
+
+
+def question_language(text: str, config: Mapping[str, Any]) -> str | None:
+    """The language of a question among the city's languages (bot.i18n.detect_language)."""
+    return detect_language(text, city_languages(config))
+
+
+def match(session: Session, municipality: str, text: str, config: Mapping[str, Any],
+          japanese: Callable[[], Decision]) -> Decision:
+    """The decision for a resident's question: foreign ones also against the translation index."""
+    language = question_language(text, config)
+    if language not in FOREIGN:
+        return japanese()
+    return decide(TRANSLATION_INDEXES.get(session, municipality), text, language, japanese)
+
+
+def repo_index(code: str, kb_entries: Sequence[Any], *, kb_dir: Path | None = None, **build_args: Any) -> MatcherIndex | None:
+    """The translation index of a city's shipped files (bench, without a database)."""
+    from faq.kb import KB_DIR
+    from faq.translations import load_translations
+
+    translations = load_translations(code, kb_entries, kb_dir or KB_DIR)
+    return build_index(translated_entries(translations, (e.id for e in kb_entries)), **build_args)
