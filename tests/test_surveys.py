@@ -229,3 +229,16 @@ def test_building_a_survey_refuses_bad_input_in_japanese(sapp: Flask, fake_line:
     response = client.post("/admin/surveys/new", data={**base, "q0_kind": SCALE, "q0_text": "満足度"})
     assert response.status_code == 302
     assert re.search(r"/admin/surveys/\d+$", response.headers["Location"])
+
+
+def test_deleting_ones_registration_deletes_named_answers(sapp: Flask, fake_line: FakeLinePlatform) -> None:
+    (user,) = add_residents(sapp, 1, age_band="30代")
+    named = make_survey(sapp)
+    chat = Chat(sapp.test_client(), fake_line, user)
+    answer_all(chat, json.dumps(service.start_data(named)), "参加した", ["LINE"], "5", "よかった")
+    (confirm,) = chat.says("登録情報を削除")
+    assert "すべて削除しました" in tap(chat, confirm, "削除する")[0]["text"]
+    with get_db(sapp).session() as session:
+        assert session.scalar(select(SurveyResponse.id)) is None
+        survey = service.get_survey(session, named)
+        assert survey is not None and service.results(session, survey)[0] == 0
