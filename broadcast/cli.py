@@ -311,3 +311,16 @@ def purge() -> None:
     with get_db().session() as session:
         report = service.purge_delivery_records(session, int(current_app.config["BROADCAST_RETENTION_DAYS"]))
     click.echo(f"ブロック数を確定した配信回: {report.closed_runs} 回、削除した配信記録: {report.deleted_deliveries} 件")
+
+
+@broadcast_cli.command("statistics")
+@click.option("--again", is_flag=True, help="ask LINE again for notices already fetched today")
+def statistics(again: bool) -> None:
+    """Fetch LINE's statistics of the notices sent in the last INSIGHT_DAYS days now (run-scheduler does it daily)."""
+    from broadcast import insights
+
+    report = insights.collect_statistics(current_app, force=again)
+    click.echo(f"LINEの集計を取得したお知らせ: {report.fetched} 件、取得できなかったお知らせ: {report.failed} 件"
+               + ("" if report.followers else "（友だち数は取得できませんでした）"))
+    if report.failed:
+        sys.exit(1)

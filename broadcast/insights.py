@@ -127,14 +127,14 @@ def period_for(row: NoticeStatistics, now: dt.datetime, days: int) -> tuple[str,
     return jst_day(start), jst_day(end)
 
 
-def due_for_fetch(session: Session, now: dt.datetime, days: int) -> list[NoticeStatistics]:
+def due_for_fetch(session: Session, now: dt.datetime, days: int, force: bool = False) -> list[NoticeStatistics]:
     """Notices sent within the last `days` days (plus one day, for the final figures) not yet asked
-    about today (JST)."""
+    about today (JST; `force`: asked again)."""
     today = jst_day(now)
     rows = session.scalars(
         select(NoticeStatistics).where(NoticeStatistics.last_sent_at >= now - dt.timedelta(days=days + 1)).order_by(NoticeStatistics.id)
     ).all()
-    return [row for row in rows if row.fetched_at is None or jst_day(row.fetched_at) != today]
+    return [row for row in rows if force or row.fetched_at is None or jst_day(row.fetched_at) != today]
 
 
 def store_figures(row: NoticeStatistics, figures: dict[str, Any], period: tuple[str, str], now: dt.datetime) -> None:
@@ -161,12 +161,14 @@ class CollectReport:
     followers: bool = False
 
 
-def collect(session: Session, gateway: LineGateway, config: Any, now: dt.datetime | None = None) -> CollectReport:
+def collect(
+    session: Session, gateway: LineGateway, config: Any, now: dt.datetime | None = None, force: bool = False
+) -> CollectReport:
     """Ask LINE for each due notice's figures and today's friends and blocks (the caller commits)."""
     now = now or utcnow()
     days = int(config["INSIGHT_DAYS"])
     report = CollectReport()
-    for row in due_for_fetch(session, now, days):
+    for row in due_for_fetch(session, now, days, force):
         period = period_for(row, now, days)
         try:
             figures = gateway.unit_statistics(row.unit, *period)
@@ -205,10 +207,11 @@ def fetch_followers(session: Session, gateway: LineGateway, now: dt.datetime) ->
     return True
 
 
-def collect_statistics(app: Flask) -> CollectReport:
-    """The maintenance job (the dispatcher's clock, hourly): each notice at most once a JST day."""
+def collect_statistics(app: Flask, force: bool = False) -> CollectReport:
+    """The maintenance job (the dispatcher's clock, hourly): each notice at most once a JST day
+    (`force`, from `flask broadcast statistics --again`: asked again today)."""
     with get_db(app).session() as session:
-        report = collect(session, app.extensions["line"], app.config)
+        report = collect(session, app.extensions["line"], app.config, force=force)
         session.commit()
     if report.fetched or report.failed:
         log.info("notice statistics: %d fetched, %d failed", report.fetched, report.failed)

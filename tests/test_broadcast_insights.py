@@ -189,3 +189,20 @@ def test_the_kpi_shows_notice_figures_and_the_block_rate(iapp: Flask, fake_line:
     page = client.get("/admin/kpi").get_data(as_text=True)
     assert insights.NOTICE_TITLE in page and "KPIに出るお知らせ" in page
     assert insights.FOLLOWER_TITLE in page and "10.0%" in page
+
+
+def test_the_cli_fetches_now_and_again(iapp: Flask, fake_line: FakeLinePlatform) -> None:
+    add_residents(iapp, 30)
+    notice = schedule_notice(iapp, "お知らせ")
+    run_dispatcher(iapp)
+    runner = iapp.test_cli_runner()
+    result = runner.invoke(args=["broadcast", "statistics"])
+    assert result.exit_code == 0 and "取得したお知らせ: 1 件" in result.output
+    assert "取得したお知らせ: 0 件" in runner.invoke(args=["broadcast", "statistics"]).output  # once a day
+    assert "取得したお知らせ: 1 件" in runner.invoke(args=["broadcast", "statistics", "--again"]).output
+    fake_line.fail("insight", 500, times=1)
+    failed = runner.invoke(args=["broadcast", "statistics", "--again"])
+    assert failed.exit_code == 1 and "取得できなかったお知らせ: 1 件" in failed.output
+    # 30 delivered: 18 opened, under 20, so hidden; the failed attempt keeps the last figures and says so.
+    shown = report(iapp, notice)["statistics"]
+    assert shown["state"] == "ready" and shown["opens"] is None and shown["opens_shown"] == "20未満" and shown["error"]
