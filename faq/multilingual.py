@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 from bot.i18n import city_languages, detect_language
 from faq import importer
 from faq.freshness import StampedCache
-from faq.matcher import Decision, MatcherIndex, Thresholds
+from faq.matcher import Candidate, Decision, MatcherIndex, Thresholds
 from faq.models import FaqEntry, FaqTranslation
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,19 @@ def build_index(entries: Sequence[TranslatedEntry], **build_args: Any) -> Matche
 
 
 def combine(translated: Decision | None, japanese: Callable[[], Decision]) -> Decision:
-    """The translation index's decision when it answers or clarifies, else the Japanese index's."""
-    if translated is not None and translated.kind in ("answer", "clarify"):
+    """The translation index's answer; its 「もしかして」 with the Japanese index's best candidates
+    interleaved (only 20 topics are translated: the right one may be among the Japanese index's);
+    else the Japanese index's decision."""
+    if translated is not None and translated.kind == "answer":
         return translated
+    if translated is not None and translated.kind == "clarify":
+        own = japanese().candidates
+        merged: list[Candidate] = []
+        for pair in zip_longest(translated.candidates, own):
+            for candidate in pair:
+                if candidate is not None and candidate.entry_id not in {c.entry_id for c in merged}:
+                    merged.append(candidate)
+        return replace(translated, candidates=tuple(merged[: max(len(translated.candidates), 3)]))
     return japanese()
 
 
