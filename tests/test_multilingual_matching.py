@@ -95,3 +95,17 @@ def test_the_translation_index_groups_an_entrys_languages_and_leaves_out_plain_j
     phrasings = " ".join(" ".join(texts) for texts in index.phrase_texts)
     assert "konbini" in phrasings and "cửa hàng tiện lợi" in phrasings  # en/fil and vi of one entry
     assert normalize(easy) not in index.phrase_texts[index.ids.index("garbage")]  # やさしい日本語 stays Japanese
+
+
+def test_a_translated_clarify_offers_the_japanese_index_candidates_too() -> None:
+    from faq.matcher import Candidate, Decision
+    from faq.multilingual import combine
+
+    translated = Decision("clarify", None, 0.4, (Candidate("moving", 0.4), Candidate("garbage", 0.3), Candidate("nursery", 0.2)))
+    japanese = Decision("unknown", None, 0.2, (Candidate("tax-payment", 0.2), Candidate("moving", 0.19)))
+    merged = combine(translated, lambda: japanese)
+    assert merged.kind == "clarify"
+    assert [c.entry_id for c in merged.candidates] == ["moving", "tax-payment", "garbage"]
+    answered = Decision("answer", "moving", 0.8, (Candidate("moving", 0.8),))
+    assert combine(answered, lambda: japanese) is answered
+    assert combine(Decision("unknown", None, 0.1, ()), lambda: japanese) is japanese
