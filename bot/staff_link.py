@@ -14,14 +14,18 @@ import re
 import secrets
 import unicodedata
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.db import utcnow
-from bot.models import StaffUser
+from bot.models import AuditLog, StaffUser
 
 LINK_CODE_MINUTES = 10
 LINK_WORD = "職員連携"
+# Anyone can send the bot a message: after this many wrong codes in LINK_CODE_MINUTES (from anyone),
+# no code is accepted until the window has passed, so a code cannot be found by trying them all.
+MAX_FAILURES = 20
+FAILED_ACTION = "staff_line_link_failed"
 _MESSAGE_RE = re.compile(rf"^{LINK_WORD}\s*(\d{{6}})$")
 
 
@@ -58,10 +62,16 @@ def link_from_message(session: Session, line_user_id: str | None, text: str, now
     if match is None or not line_user_id:
         return None
     now = now or utcnow()
+    window = now - dt.timedelta(minutes=LINK_CODE_MINUTES)
+    failures = session.scalar(select(func.count(AuditLog.id)).where(AuditLog.action == FAILED_ACTION, AuditLog.at >= window)) or 0
+    if failures >= MAX_FAILURES:
+        return "連携コードの誤りが続いたため、しばらく連携を受け付けていません。時間をおいて、新しいコードを発行してください。"
     user = session.scalar(
         select(StaffUser).where(StaffUser.line_link_code_hash == _hash(match.group(1)), StaffUser.is_active.is_(True))
     )
     if user is None or user.line_link_expires_at is None or user.line_link_expires_at < now:
+        # Who tried is not recorded (a resident may have typed it): only that a code was wrong.
+        session.add(AuditLog(at=now, staff_user_id=None, username="LINE", action=FAILED_ACTION, target="", detail={}, ip=""))
         return "この連携コードは使えません（期限切れ、使用済み、または誤り）。管理画面で新しいコードを発行してください。"
     # One LINE account belongs to one staff user: an earlier link of this account is moved here.
     session.execute(

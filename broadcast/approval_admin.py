@@ -26,6 +26,7 @@ AUDIT_LABELS = {
     "notice_return": "お知らせ差し戻し",
     "notice_test_send": "お知らせテスト送信",
     "staff_line_link": "職員のLINE連携",
+    "staff_line_link_failed": "職員のLINE連携（コードの誤り）",
     "staff_line_unlink": "職員のLINE連携解除",
     "staff_department": "職員の部署の設定",
 }

@@ -213,3 +213,22 @@ def test_a_department_sees_no_pause_or_cancel_buttons(aapp: Flask, fake_line: Fa
     page = dept.get(f"/admin/notices/{notice_id}").get_data(as_text=True)
     assert 'id="pause-button"' not in page and 'id="cancel-button"' not in page
     assert "承認済み" in page
+
+
+def test_codes_cannot_be_found_by_trying_them_all(aapp: Flask, fake_line: FakeLinePlatform) -> None:
+    from bot import staff_link
+
+    pr = staff(aapp, "koho", "pr")
+    page = pr.post("/admin/line-link", data={"csrf_token": csrf_token(pr, "/admin/line-link"), "action": "code"})
+    code = re.search(r'id="link-message">職員連携 (\d{6})<', page.get_data(as_text=True))
+    assert code is not None
+    wrong = [f"{n:06d}" for n in range(100) if f"{n:06d}" != code.group(1)][: staff_link.MAX_FAILURES]
+    with get_db(aapp).session() as session:
+        for guess in wrong:
+            assert "使えません" in (staff_link.link_from_message(session, "U" + "6" * 32, f"職員連携 {guess}") or "")
+        # Even the right code is refused now, until the window has passed.
+        assert "しばらく" in (staff_link.link_from_message(session, "U" + "6" * 32, f"職員連携 {code.group(1)}") or "")
+        session.commit()
+    with get_db(aapp).session() as session:
+        user = session.scalar(select(StaffUser).where(StaffUser.username == "koho"))
+        assert user is not None and user.line_user_id is None
