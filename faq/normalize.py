@@ -43,6 +43,9 @@ _HIRAGANA_ONLY = re.compile(r"[ぁ-ゖー]+")
 # Spaces left between Japanese characters (after punctuation was removed) carry no meaning.
 _JA = r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff々〆ー]"
 _JA_SPACE = re.compile(rf"(?<={_JA}) (?={_JA})")
+_LATIN = r"[A-Za-z0-9\u00C0-\u024F\u1E00-\u1EFF]"
+_LATIN_SPACE = re.compile(rf"(?<={_LATIN}) +(?={_LATIN})")
+_KEPT_SPACE = "\ue000"  # a private-use character neologdn leaves alone
 
 # Multi-word spellings rewritten before tokenising, because Sudachi splits them into
 # pieces that do not match the canonical word (マイナ + カード).
@@ -160,7 +163,9 @@ def _strip_noise(text: str) -> str:
 def clean(text: str) -> str:
     """NFKC, neologdn, variants, trailing ー, noise removal, lower-case; keeps katakana."""
     text = unicodedata.normalize("NFKC", text)
-    text = neologdn.normalize(text)
+    # neologdn drops a space between letters outside Latin-1 (Vietnamese về ngày -> vềngày): keep
+    # the spaces between Latin-script words, which are word boundaries in every such language.
+    text = neologdn.normalize(_LATIN_SPACE.sub(_KEPT_SPACE, text)).replace(_KEPT_SPACE, " ")
     text = text.translate(_ITAIJI_TABLE)
     text = _LOOKALIKE_RE.sub(lambda m: _LOOKALIKE[m.group(1)], text)
     text = _TRAILING_CHOON.sub("", text)

@@ -107,3 +107,10 @@ def test_only_kanji_place_names_count_as_another_town() -> None:
     assert analyze("宇都宮市のごみの出し方").places == ["宇都宮市"]
     # Sudachi tags バレー (volleyball) as a place name; a kana word must not make the bot refuse.
     assert analyze("バレーの練習で体育館を借りたい").places == []
+
+
+def test_words_of_latin_script_languages_keep_their_spaces() -> None:
+    # neologdn would join Vietnamese syllables (về ngày -> vềngày); Japanese spacing rules are unchanged.
+    assert normalize("Tôi muốn hỏi về ngày đổ rác") == "tôi muốn hỏi về ngày đổ rác"
+    assert normalize("Cartão de residência") == "cartão de residência"
+    assert normalize("住民票 コンビニ") == "住民票こんびに"
