@@ -121,7 +121,7 @@ def test_compose_a_notice_and_send_it_now(
     assert "今すぐ送信（" in row.text and "に1回" not in row.text
     assert row.find_element(By.CSS_SELECTOR, "[data-count='delivered']").text == "12"
     shot(browser, "broadcast-now-list")
-    no_script_errors(browser, "/admin/notices/count?target=custom&segment= - Failed to load resource: the server responded with a status of 400")
+    no_script_errors(browser, "/admin/notices/count?target=custom&segment=&versions=- - Failed to load resource: the server responded with a status of 400")
 
 
 @pytest.mark.browser
@@ -157,7 +157,7 @@ def test_a_condition_with_nobody_cannot_be_confirmed(app: Flask, live_server: Li
     shot(browser, "broadcast-nobody-refused")
     browser.get(live_server.url + "/admin/notices")
     assert "お知らせはまだありません" in browser.find_element(By.ID, "notice-table").text
-    no_script_errors(browser, "/admin/notices/count?target=custom&segment= - Failed", "/admin/notices/new - Failed")
+    no_script_errors(browser, "/admin/notices/count?target=custom&segment=&versions=- - Failed", "/admin/notices/new - Failed")
 
 
 @pytest.mark.browser
