@@ -11,13 +11,13 @@ buttons' postback data (LINE sends them back with the tap), rounded to about a m
 from __future__ import annotations
 
 import datetime as dt
-import math
 from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import select
 
 from bot.db import utcnow
+from bot.geo import valid_coordinates
 from bot.i18n import N_
 from disaster import mode, shelters
 from disaster.hazards import ASKED_ORDER, UNKNOWN, is_hazard, label
@@ -96,20 +96,10 @@ def claims_location(ctx: EventContext, resident_id: int | None) -> bool:
     return in_search(ctx, resident_id) or shelters.has_shelters(ctx.session, _municipality(ctx))
 
 
-def _coordinates(latitude: Any, longitude: Any) -> tuple[float, float] | None:
-    try:
-        lat, lon = float(latitude), float(longitude)
-    except (TypeError, ValueError):
-        return None
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
-        return None
-    return lat, lon
-
-
 def handle_location(ctx: EventContext, resident_id: int | None) -> None:
     """A location message: the nearest open shelters, after asking the hazard when it is not known."""
     message = ctx.event.get("message") or {}
-    point = _coordinates(message.get("latitude"), message.get("longitude"))
+    point = valid_coordinates(message.get("latitude"), message.get("longitude"))
     if point is None:
         ctx.reply(text(ctx.t(STALE)))
         return
@@ -129,7 +119,7 @@ def _hazard_question(ctx: EventContext, point: tuple[float, float]) -> dict[str,
 
 def hazard_chosen(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:
     """A hazard button: answer from the location the button carries."""
-    point = _coordinates(data.get("la"), data.get("lo"))
+    point = valid_coordinates(data.get("la"), data.get("lo"))
     hazard = data.get("h")
     if point is None or not is_hazard(hazard):
         ctx.reply(text(ctx.t(STALE)))

@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.geo import valid_coordinates
 from bot.i18n import N_
 from bot.line import LineError, LineGateway
 from handlers.context import EventContext
@@ -280,7 +281,7 @@ def _image(ctx: EventContext, draft: Report) -> None:
 
 def _location(ctx: EventContext, draft: Report) -> None:
     message = ctx.event.get("message") or {}
-    point = service.valid_coordinates(message.get("latitude"), message.get("longitude"))
+    point = valid_coordinates(message.get("latitude"), message.get("longitude"))
     if draft.step != "place" or point is None:
         ctx.reply(_prompt(ctx, draft, ctx.t("通報の入力中です。いまは位置情報を受け付けていません。") + "\n"))
         return

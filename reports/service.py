@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import secrets
 import unicodedata
 from collections.abc import Sequence
@@ -163,17 +162,6 @@ def skip_photo(config: Any, draft: Report) -> None:
     _drop_photo(config, draft)
     draft.photo_status = PHOTO_SKIPPED
     _touch(config, draft, "place")
-
-
-def valid_coordinates(latitude: Any, longitude: Any) -> tuple[float, float] | None:
-    """(lat, lon) when both are finite and in range."""
-    try:
-        lat, lon = float(latitude), float(longitude)
-    except (TypeError, ValueError):
-        return None
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
-        return None
-    return lat, lon
 
 
 def set_location(config: Any, draft: Report, latitude: float, longitude: float, address: str | None) -> None:

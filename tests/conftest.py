@@ -140,6 +140,36 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, message: str 
     raise AssertionError(f"timed out waiting for {message}")
 
 
+def free_port() -> int:
+    """A free TCP port on loopback, for a server a test starts."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def child_pids(pid: int) -> list[int]:
+    """The child processes of pid (gunicorn's workers of its master), whichever thread forked them."""
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def is_healthy(url: str) -> bool:
+    """True when the bot served at url answers /healthz."""
+    import requests
+
+    try:
+        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 class Chat:
     """A resident talking to the bot: a signed webhook goes in, the fake platform shows the reply."""
 

@@ -8,12 +8,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import requests
 from sqlalchemy import func, select
@@ -21,35 +19,11 @@ from sqlalchemy import func, select
 from bot.db import get_db, utcnow
 from handlers.models import DONE, PROCESSING, InboxEvent
 from handlers.owner import is_dead
-from tests.conftest import CHANNEL_SECRET, ROOT, wait_until
+from tests.conftest import CHANNEL_SECRET, ROOT, child_pids, free_port, is_healthy, wait_until
 
 WORKERS = 2
 HELD = 8  # events the workers hold when they are killed (one webhook request per worker)
 RECOVERY_SECONDS = 10.0  # from the new workers being up until every held event is answered
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    """gunicorn's worker processes: the children of its master, whichever thread forked them."""
-    kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            kids += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return kids
-
-
-def _healthy(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _held(app) -> list[str]:  # type: ignore[no-untyped-def]
@@ -69,7 +43,7 @@ def _statuses(app) -> Counter:  # type: ignore[no-untyped-def]
 def test_events_held_by_killed_workers_are_answered_at_once_by_reply(make_app, fake_line, fake_line_server, database_url) -> None:
     app = make_app()  # empties the tables and reads them; its own inbox threads never start
     _fake, served = fake_line_server
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(
         os.environ, APP_ENV="testing", DATABASE_URL=database_url, SECRET_KEY="test-secret-key-of-at-least-32-characters",
@@ -85,7 +59,7 @@ def test_events_held_by_killed_workers_are_answered_at_once_by_reply(make_app, f
         cwd=ROOT, env=env,
     )
     try:
-        wait_until(lambda: _healthy(url), 30, "gunicorn up")
+        wait_until(lambda: is_healthy(url), 30, "gunicorn up")
         users = [f"U{i:032x}" for i in range(HELD)]
         events = [fake_line.text_event(user, "こんにちは") for user in users]
         share = HELD // WORKERS
@@ -98,12 +72,12 @@ def test_events_held_by_killed_workers_are_answered_at_once_by_reply(make_app, f
         # The workers claim what they store and block on their first (hung) reply.
         wait_until(lambda: _statuses(app)[PROCESSING] == HELD, 10, f"{HELD} events claimed")
 
-        old = _children(gunicorn.pid)
+        old = child_pids(gunicorn.pid)
         assert len(old) == WORKERS
         for pid in old:
             os.kill(pid, signal.SIGKILL)
         fake_line.clear_faults()  # LINE answers again; the hung calls of the dead workers end
-        wait_until(lambda: len(set(_children(gunicorn.pid)) - set(old)) >= WORKERS and _healthy(url), 30,
+        wait_until(lambda: len(set(child_pids(gunicorn.pid)) - set(old)) >= WORKERS and is_healthy(url), 30,
                    "respawned workers up")
         up = time.monotonic()
 

@@ -21,7 +21,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -37,6 +36,7 @@ import requests
 
 from bot.config import SETTINGS, ConfigError, load_config
 from bot.sandbox.fake_line import FakeLinePlatform
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -111,12 +111,6 @@ def need(*programs: str) -> None:
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (Debian packages; .ci/run installs them)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from flask.testing import FlaskClient
 from bot import devserver
 from bot.cli import upgrade_database
 from bot.config import SETTINGS
+from tests.conftest import free_port
 from tests.test_admin import login
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,12 +105,6 @@ def test_a_process_that_ends_on_its_own_stops_the_rest_with_exit_code_1() -> Non
 # --- the real thing, twice ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _run_devserver(env: dict[str, str], sig: int) -> tuple[int, str]:
     """Start `python -m bot.devserver`, wait for its banner, send `sig` to its group; (exit code, output)."""
     proc = subprocess.Popen([sys.executable, "-m", "bot.devserver"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -136,7 +130,7 @@ def test_make_run_banner_and_exit_codes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'dev.sqlite3'}"
     upgrade_database(url)
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
-    env.update(DATABASE_URL=url, PORT=str(_free_port()), FAKE_LINE_PORT=str(_free_port()), GUNICORN_WORKERS="1")
+    env.update(DATABASE_URL=url, PORT=str(free_port()), FAKE_LINE_PORT=str(free_port()), GUNICORN_WORKERS="1")
 
     code, output = _run_devserver(env, signal.SIGINT)
     assert code == 0, output

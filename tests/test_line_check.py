@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 import pytest
@@ -11,7 +10,7 @@ from flask import Flask
 
 from bot.line import LineGateway, LineRateLimited
 from bot.sandbox.fake_line import FakeLinePlatform
-from tests.conftest import CHANNEL_SECRET, webhook_served
+from tests.conftest import CHANNEL_SECRET, free_port, webhook_served
 from tests.test_broadcast import add_residents, run_dispatcher, schedule_notice
 
 TOKEN = "test-access-token"
@@ -39,13 +38,6 @@ def lines_with(output: str, marker: str) -> list[str]:
 
 def assert_no_secrets(output: str) -> None:
     assert TOKEN not in output and CHANNEL_SECRET not in output
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_a_ready_channel_passes_and_line_really_posts_the_test_webhook(app: Flask, fake_line: FakeLinePlatform) -> None:

@@ -26,7 +26,7 @@ from bot.db import get_db, utcnow
 from broadcast.dispatcher import Dispatcher
 from faq.store import load_repo_kb
 from handlers.inbox import IncomingEvent, store_events
-from tests.conftest import CHANNEL_SECRET, ROOT, Chat, signed_post, wait_until
+from tests.conftest import CHANNEL_SECRET, ROOT, Chat, child_pids, free_port, is_healthy, signed_post, wait_until
 from tests.test_broadcast import add_residents, schedule_notice
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$")
@@ -241,30 +241,12 @@ def test_every_alert_rule_names_metrics_that_metrics_exposes(app: Flask) -> None
 # --- several processes: gunicorn's workers and the dispatcher ----------------------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _children(pid: int) -> list[int]:
-    kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            kids += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return kids
-
-
 def test_a_scrape_of_any_worker_sees_the_sum_of_all_workers_and_the_dispatcher(
         make_app: Callable[..., Flask], fake_line, fake_line_server, database_url: str, tmp_path: Path) -> None:
     app = make_app()
     add_residents(app, 12)
     _fake, served = fake_line_server
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     metrics_dir = tmp_path / "metrics"
     (metrics_dir).mkdir()
@@ -288,16 +270,10 @@ def test_a_scrape_of_any_worker_sees_the_sum_of_all_workers_and_the_dispatcher(
         assert answer.status_code == 200
         return parse(answer.text)
 
-    def healthy() -> bool:
-        try:
-            return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
     try:
-        wait_until(healthy, 90, "gunicorn up")
+        wait_until(lambda: is_healthy(url), 90, "gunicorn up")
         assert not (metrics_dir / "counter_999999999.db").exists()
-        workers = _children(gunicorn.pid)
+        workers = child_pids(gunicorn.pid)
         assert len(workers) == 2
 
         def post(i: int) -> int:
@@ -328,7 +304,7 @@ def test_a_scrape_of_any_worker_sees_the_sum_of_all_workers_and_the_dispatcher(
         assert value(samples(), "linebot_line_api_calls_total", endpoint="multicast", status="200") == 1
         # A worker killed keeps its counts in the sum (its file stays); gunicorn starts another.
         os.kill(workers[0], signal.SIGKILL)
-        wait_until(lambda: len(set(_children(gunicorn.pid)) - set(workers)) == 1 and healthy(), 30, "a new worker")
+        wait_until(lambda: len(set(child_pids(gunicorn.pid)) - set(workers)) == 1 and is_healthy(url), 30, "a new worker")
         for _ in range(4):
             assert value(samples(), "linebot_webhook_requests_total", outcome="stored") == posted
     finally:

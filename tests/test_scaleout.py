@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -35,17 +34,11 @@ from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from broadcast.models import BroadcastChunk
 from handlers.models import DONE, PROCESSING, InboxEvent
-from tests.conftest import CHANNEL_SECRET, ROOT, wait_until
+from tests.conftest import CHANNEL_SECRET, ROOT, free_port, is_healthy, wait_until
 from tests.test_broadcast import add_residents, deliveries_per_user, schedule_notice
 
 LEASE_SECONDS = 6.0
 TAKEOVER_LIMIT_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Gate:
@@ -156,14 +149,8 @@ def start_host(host_id: str, database_url: str, line_url: str, tmp: Path, worker
                    "--access-logfile", "/dev/null", "--no-control-socket", "wsgi:app"], env, tmp / f"{host_id}.log")
     url = f"http://127.0.0.1:{port}"
 
-    def healthy() -> bool:
-        try:
-            return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
     try:
-        wait_until(healthy, 120, f"host {host_id} up")
+        wait_until(lambda: is_healthy(url), 120, f"host {host_id} up")
     except AssertionError:
         raise AssertionError(f"host {host_id} did not start: {group.output()}") from None
     return group, url
