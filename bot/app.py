@@ -32,11 +32,10 @@ def configure_logging(level: str, log_format: str = "text") -> None:
 
 def _log_unknown_garbage_item(session: Any, municipality: str, question: str, resident_id: int | None) -> None:
     """An item the garbage dictionary lacks joins the FAQ's unanswered questions (the review queue)."""
-    from faq.masking import mask_personal_data
-    from faq.models import QuestionLog
+    from faq.matcher import Decision
+    from faq.service import log_question
 
-    session.add(QuestionLog(municipality=municipality, masked_text=mask_personal_data(question)[:1000], decision="unknown",
-                            topic=None, score=0.0, candidates=[], resident_id=resident_id, channel="line"))
+    log_question(session, municipality, question, Decision("unknown", None, 0.0, ()), resident_id)
 
 
 def create_app(**overrides: Any) -> Flask:

@@ -364,6 +364,31 @@ def prepare_answer(session: Session, text: str, config: dict[str, Any]) -> Prepa
 _INSERT_QUESTION_LOG = insert(QuestionLog.__table__).returning(QuestionLog.__table__.c.id)
 
 
+def log_question(session: Session, municipality: str, text: str, decision: Decision, resident_id: int | None = None,
+                 *, channel: str = "line", web_session: str | None = None, language: str | None = None) -> int:
+    """Store a resident's question, masked, with the decision made, for staff's review queue; its id.
+
+    The one place the question log's text is written (tests/test_masking.py checks it)."""
+    # Core insert, without autoflush: only the id is needed, and the objects the handler added
+    # so far (usage events) are then written together with the rest of the batch at commit.
+    with session.no_autoflush:
+        return int(session.execute(
+            _INSERT_QUESTION_LOG,
+            {
+                "municipality": municipality,
+                "masked_text": mask_personal_data(text)[:1000],
+                "decision": decision.kind,
+                "topic": decision.entry_id,
+                "score": float(decision.score),
+                "candidates": [{"topic": c.entry_id, "score": c.score} for c in decision.candidates],
+                "resident_id": resident_id,
+                "channel": channel,
+                "web_session": web_session,
+                "language": language if language and language != "ja" else None,
+            },
+        ).scalar_one())
+
+
 def answer_question(session: Session, text: str, config: dict[str, Any], resident_id: int | None = None,
                     prepared: PreparedAnswer | None = None, *, channel: str = "line",
                     web_session: str | None = None, language: str | None = None) -> FaqReply:
@@ -385,24 +410,8 @@ def answer_question(session: Session, text: str, config: dict[str, Any], residen
     assert decision is not None
     entry = by_id.get(decision.entry_id) if decision.entry_id else None
     candidates = tuple(view(by_id[c.entry_id], directory) for c in decision.candidates if c.entry_id in by_id)
-    # Core insert, without autoflush: only the id is needed, and the objects the handler added
-    # so far (usage events) are then written together with the rest of the batch at commit.
-    with session.no_autoflush:
-        log_id = session.execute(
-            _INSERT_QUESTION_LOG,
-            {
-                "municipality": municipality,
-                "masked_text": mask_personal_data(text)[:1000],
-                "decision": decision.kind,
-                "topic": decision.entry_id,
-                "score": float(decision.score),
-                "candidates": [{"topic": c.entry_id, "score": c.score} for c in decision.candidates],
-                "resident_id": resident_id,
-                "channel": channel,
-                "web_session": web_session,
-                "language": language if language and language != "ja" else None,
-            },
-        ).scalar_one()
+    log_id = log_question(session, municipality, text, decision, resident_id, channel=channel,
+                          web_session=web_session, language=language)
     cats = categories(session, municipality) if decision.kind == "unknown" else ()
     return FaqReply(
         decision.kind, entry=view(entry, directory) if entry else None, candidates=candidates, log_id=log_id,
