@@ -10,11 +10,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from sqlalchemy import delete, select
 
 from bot import auth
 from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from broadcast.scheduler import run_once
+from faq.models import FaqEntry, FaqTranslation
 from faq.store import load_repo_kb
 from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
 from tests.conftest import ROOT, LiveServer
@@ -105,6 +107,10 @@ def test_edit_a_translation_beside_the_japanese_entry(app: Flask, live_server: L
     with get_db(app).session() as session:
         load_repo_kb(session, app.config["MUNICIPALITY"])
         auth.create_user(session, "faqtan", PASSWORD, "faq")
+        # The repo ships a Chinese translation of this entry: take it away, so staff write one.
+        entry_pk = session.scalar(select(FaqEntry.id).where(
+            FaqEntry.municipality == app.config["MUNICIPALITY"], FaqEntry.entry_id == ENTRY))
+        session.execute(delete(FaqTranslation).where(FaqTranslation.entry_id == entry_pk, FaqTranslation.language == "zh"))
     wait = WebDriverWait(browser, WAIT)
     log_in(browser, live_server.url + f"/admin/faq/entries/{ENTRY}", "faqtan", PASSWORD, "項目の編集", WAIT)
     row = browser.find_element(By.CSS_SELECTOR, '#translation-table tr[data-language="zh"]')
