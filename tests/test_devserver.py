@@ -54,8 +54,10 @@ import subprocess, sys
 from bot import devserver
 stop = devserver.Stop()
 sleep = "import time; time.sleep(%s)"
-procs = {"一つ目": subprocess.Popen([sys.executable, "-c", sleep % (1 if sys.argv[1] == "exit" else 60)]),
-         "二つ目": subprocess.Popen([sys.executable, "-c", sleep % 60])}
+# In sessions of their own, as the devserver starts the bot, the fake and the dispatcher: a terminal's
+# Ctrl-C reaches only the supervisor (a child still starting up would print a fatal error).
+procs = {"一つ目": subprocess.Popen([sys.executable, "-c", sleep % (1 if sys.argv[1] == "exit" else 60)], start_new_session=True),
+         "二つ目": subprocess.Popen([sys.executable, "-c", sleep % 60], start_new_session=True)}
 print("children", *(p.pid for p in procs.values()), flush=True)
 sys.exit(devserver.supervise(procs, stop, (), "READY"))
 """
