@@ -83,6 +83,7 @@ def test_saved_indexes_are_pruned_to_the_newest(tmp_path: Path) -> None:
 def test_a_resident_is_answered_from_an_index_the_builder_made(make_app, fake_line, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(service, "SHARED_BUILD_ENTRIES", 10)  # the shipped base is small: use the builder anyway
     monkeypatch.setattr(index_builder, "INDEX_CACHE_DIR", tmp_path)
+    monkeypatch.setattr(service, "_BY_CONTENT", {})  # not the index an earlier test built in this process
     app = make_app(MUNICIPALITY="joso")
     with get_db(app).session() as s:
         load_repo_kb(s, "joso")
