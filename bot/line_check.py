@@ -17,7 +17,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from bot.config import LINE_API_DEFAULT
-from bot.line import LineError, LineGateway, LineRateLimited, LineRejected, LineServerError, LineTimeout
+from bot.line import LineError, LineGateway, LineRateLimited, LineServerError, LineTimeout
 
 OK, FIX, NOTE = "ok", "fix", "note"
 LABELS = {OK: "[OK]    ", FIX: "[要対応]", NOTE: "[注意]  "}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-
 from typing import Any
 
 from sqlalchemy import select
@@ -14,9 +13,7 @@ from bot.i18n import LANGUAGES, N_, command_msgid, detect_language
 from bot.staff_link import link_from_message
 from faq.service import answer_question, prepare_answer, prime_questions
 from faq.translations import localize_reply
-from handlers import clarify_choice, report_chat, settings
-from handlers import disaster, garbage_chat
-from handlers import survey_chat
+from handlers import clarify_choice, disaster, garbage_chat, report_chat, settings, survey_chat
 from handlers.context import EventContext
 from handlers.faq_replies import faq_reply_messages
 from handlers.replies import MAX_QUICK_REPLY_ITEMS, postback_button, text

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.i18n import JAPANESE, LANGUAGES, N_, Translator, city_languages
+from bot.i18n import JAPANESE, LANGUAGES, N_, Translator
 from faq.service import city_name, main_contact
 from handlers import garbage_chat, report_chat
 from handlers import survey_chat

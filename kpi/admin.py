@@ -18,7 +18,7 @@ from kpi.definitions import KPIS
 from kpi.hooks import hooks
 from kpi.metrics import JST, Month
 from kpi.models import UsageEvent
-from kpi.report import MonthlyReport, build_report, csv_cell
+from kpi.report import MonthlyReport, build_report
 from kpi.service import (
     DENOMINATOR_BASES, DenominatorError, DenominatorForm, parse_denominator, set_denominator,
     with_stored_denominator,

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.dates import japanese_date
 from bot.db import utcnow
 from bot.models import StaffUser
 from kpi.cities import CityKpiConfig, Denominator
