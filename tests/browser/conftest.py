@@ -74,7 +74,12 @@ def log_in(browser: Any, url: str, username: str, password: str, landing_h1: str
     browser.find_element(By.ID, "username").send_keys(username)
     browser.find_element(By.ID, "password").send_keys(password)
     browser.find_element(By.ID, "login-submit").click()
-    wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), landing_h1))
+    # The heading is read while the page changes: Chromium may answer that the node it found is no
+    # longer in the document (a WebDriverException, not a stale element): ask again.
+    from selenium.common.exceptions import WebDriverException
+
+    WebDriverWait(browser, timeout, ignored_exceptions=(WebDriverException,)).until(
+        EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), landing_h1))
 
 
 def screenshot(driver: Any, name: str) -> Path:
