@@ -62,6 +62,15 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def page_wait(browser: Any, timeout: float) -> Any:
+    """A WebDriverWait that asks again when the page changes under it: a stale element, or Chromium
+    answering that the node it found has left the document (a plain WebDriverException)."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout, ignored_exceptions=(WebDriverException,))
+
+
 def log_in(browser: Any, url: str, username: str, password: str, landing_h1: str, timeout: float = 30.0) -> None:
     """Open `url` (the login form, or a page that sends there), sign in, wait for the landing page's heading."""
     from selenium.webdriver.common.by import By
@@ -74,12 +83,7 @@ def log_in(browser: Any, url: str, username: str, password: str, landing_h1: str
     browser.find_element(By.ID, "username").send_keys(username)
     browser.find_element(By.ID, "password").send_keys(password)
     browser.find_element(By.ID, "login-submit").click()
-    # The heading is read while the page changes: Chromium may answer that the node it found is no
-    # longer in the document (a WebDriverException, not a stale element): ask again.
-    from selenium.common.exceptions import WebDriverException
-
-    WebDriverWait(browser, timeout, ignored_exceptions=(WebDriverException,)).until(
-        EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), landing_h1))
+    page_wait(browser, timeout).until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), landing_h1))
 
 
 def screenshot(driver: Any, name: str) -> Path:

@@ -11,7 +11,7 @@ from flask import Flask
 
 from bot import auth
 from bot.db import get_db
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, page_wait
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=M
 pytest.importorskip("selenium", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 SCREENSHOT_DIR = Path(os.environ.get("ADMIN_SCREENSHOT_DIR", "/tmp"))
 WAIT = 15.0
@@ -41,7 +41,7 @@ def test_admin_creates_a_viewer_who_sees_only_kpi(app: Flask, live_server: LiveS
     with get_db(app).session() as session:
         auth.create_user(session, "boss", ADMIN_PASSWORD, "admin")
     base = live_server.url
-    wait = WebDriverWait(browser, WAIT)
+    wait = page_wait(browser, WAIT)
 
     _log_in(browser, base, "boss", ADMIN_PASSWORD)
     body = browser.find_element(By.TAG_NAME, "body").text

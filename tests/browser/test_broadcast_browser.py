@@ -16,7 +16,7 @@ from bot.db import get_db, utcnow
 from bot.sandbox.fake_line import FakeLinePlatform
 from broadcast.schedule import JST
 from broadcast.scheduler import run_once
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, page_wait
 from tests.conftest import LiveServer
 from tests.test_broadcast import add_residents, deliveries_per_user
 
@@ -25,7 +25,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=M
 pytest.importorskip("selenium", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SCREENSHOT_DIR = Path(os.environ.get("ADMIN_SCREENSHOT_DIR", "/tmp"))
 WAIT = 15.0
@@ -43,7 +42,7 @@ def test_compose_schedule_a_minute_ahead_and_see_it_sent(
     residents = add_residents(app, 3)
     add_residents(app, 2, start=100, is_notices_enabled=False)  # they turned notices off
     base = live_server.url
-    wait = WebDriverWait(browser, WAIT)
+    wait = page_wait(browser, WAIT)
 
     log_in(browser, base + "/admin/notices", "koho", PASSWORD, "お知らせ配信", WAIT)
     browser.find_element(By.ID, "new-notice").click()

@@ -16,7 +16,7 @@ from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from broadcast.scheduler import run_once
 from segments.vocab import areas_for
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, page_wait
 from tests.conftest import ROOT, LiveServer
 from tests.test_broadcast import add_residents, deliveries_per_user
 
@@ -55,7 +55,7 @@ def icon_loaded(browser: Any, css: str) -> bool:
 
 
 def open_compose(browser: Any, base: str, username: str) -> WebDriverWait:
-    wait = WebDriverWait(browser, WAIT)
+    wait = page_wait(browser, WAIT)
     log_in(browser, base + "/admin/notices", username, PASSWORD, "お知らせ配信", WAIT)
     browser.find_element(By.ID, "new-notice").click()
     wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "お知らせを作成"))

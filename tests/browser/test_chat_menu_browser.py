@@ -16,13 +16,13 @@ from bot.sandbox.fake_line import FakeLinePlatform
 from faq import service
 from faq.store import load_repo_kb
 from handlers.faq_replies import MORE_CATEGORIES
+from tests.browser.conftest import page_wait
 from tests.conftest import webhook_served
 
 pytestmark = pytest.mark.browser
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 PHONE_WIDTH = 360
 SCREENSHOT = Path(os.environ.get("SIMULATOR_SCREENSHOT", "/tmp/simulator.png")).with_name("chat-menu-360px.png")
@@ -56,7 +56,7 @@ def test_each_page_of_the_category_menu_fits_a_360_px_phone(browser: Any, simula
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                             {"width": PHONE_WIDTH, "height": 740, "deviceScaleFactor": 1, "mobile": True})
     browser.get(simulator_url)
-    wait = WebDriverWait(browser, 60)
+    wait = page_wait(browser, 60)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#resident-list .resident"))
     box = browser.find_element(By.ID, "message")
     box.send_keys("プロ野球の優勝チームの予想を教えて")

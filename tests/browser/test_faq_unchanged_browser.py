@@ -14,7 +14,7 @@ from bot import auth
 from bot.db import get_db
 from faq.models import FaqEntry, FaqRevision
 from faq.store import load_repo_kb
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, page_wait
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
@@ -22,7 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=M
 pytest.importorskip("selenium", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CITY = "joso"
 ENTRY = "mynumber-pin"  # its answer has several lines
@@ -51,7 +50,7 @@ def test_saving_an_untouched_entry_in_a_browser_changes_nothing(browser: Any, si
     before = _row(app)
     assert "\n" in before.answer
     log_in(browser, base + "/admin/login", "yamada", PASSWORD, "ダッシュボード", WAIT)
-    wait = WebDriverWait(browser, WAIT)
+    wait = page_wait(browser, WAIT)
 
     browser.get(f"{base}/admin/faq/entries/{ENTRY}")
     browser.find_element(By.ID, "preview-button").click()

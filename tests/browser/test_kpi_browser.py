@@ -11,7 +11,7 @@ from flask import Flask
 
 from bot import auth
 from bot.db import get_db
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, page_wait
 from tests.conftest import LiveServer
 from tests.test_kpi import add_events
 
@@ -20,7 +20,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=M
 pytest.importorskip("selenium", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SCREENSHOT_DIR = Path(os.environ.get("ADMIN_SCREENSHOT_DIR", "/tmp"))
 WAIT = 15.0
@@ -53,7 +52,7 @@ def test_viewer_sees_the_dashboard_with_japanese_labels_and_charts(app: Flask, l
     with get_db(app).session() as session:
         auth.create_user(session, "kacho", PASSWORD, "viewer")
     base = live_server.url
-    wait = WebDriverWait(browser, WAIT)
+    wait = page_wait(browser, WAIT)
 
     _log_in(browser, base, "kacho", PASSWORD, "/admin/kpi?month=2026-10")
     assert browser.current_url.endswith("/admin/kpi?month=2026-10")

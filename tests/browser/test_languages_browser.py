@@ -18,7 +18,7 @@ from bot.sandbox.fake_line import FakeLinePlatform
 from broadcast.scheduler import run_once
 from faq.models import FaqEntry, FaqTranslation
 from faq.store import load_repo_kb
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, page_wait
 from tests.conftest import ROOT, LiveServer
 from tests.test_broadcast import add_residents
 
@@ -27,7 +27,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=M
 pytest.importorskip("selenium", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 ARTIFACTS = ROOT / ".ci" / "artifacts"
 WAIT = 20.0
@@ -59,7 +58,7 @@ def test_compose_a_notice_with_a_portuguese_version(
         auth.create_user(session, "koho", PASSWORD, "pr")
     japanese = add_residents(app, 12)
     portuguese = add_residents(app, 11, start=100, language="pt")
-    wait = WebDriverWait(browser, WAIT)
+    wait = page_wait(browser, WAIT)
     log_in(browser, live_server.url + "/admin/notices", "koho", PASSWORD, "お知らせ配信", WAIT)
     browser.find_element(By.ID, "new-notice").click()
     wait.until(EC.text_to_be_present_in_element((By.TAG_NAME, "h1"), "お知らせを作成"))
@@ -111,7 +110,7 @@ def test_edit_a_translation_beside_the_japanese_entry(app: Flask, live_server: L
         entry_pk = session.scalar(select(FaqEntry.id).where(
             FaqEntry.municipality == app.config["MUNICIPALITY"], FaqEntry.entry_id == ENTRY))
         session.execute(delete(FaqTranslation).where(FaqTranslation.entry_id == entry_pk, FaqTranslation.language == "zh"))
-    wait = WebDriverWait(browser, WAIT)
+    wait = page_wait(browser, WAIT)
     log_in(browser, live_server.url + f"/admin/faq/entries/{ENTRY}", "faqtan", PASSWORD, "項目の編集", WAIT)
     row = browser.find_element(By.CSS_SELECTOR, '#translation-table tr[data-language="zh"]')
     assert "なし" in row.text

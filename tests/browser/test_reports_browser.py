@@ -15,7 +15,7 @@ from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from reports import service
 from segments.service import record_follow
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, screenshot
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, page_wait, screenshot
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=M
 pytest.importorskip("selenium", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 WAIT = 15.0
 PASSWORD = "tsuho-password-2468"
@@ -54,7 +54,7 @@ def test_staff_follow_a_report_through_the_inbox(app: Flask, live_server: LiveSe
     road = _report(app, resident_id, "道路", "市役所前の交差点")
     park = _report(app, None, "公園", "中央公園")
     base = live_server.url
-    wait = WebDriverWait(browser, WAIT)
+    wait = page_wait(browser, WAIT)
 
     log_in(browser, base + "/admin/reports", "doboku", PASSWORD, "住民からの通報", WAIT)
     table = browser.find_element(By.ID, "report-table").text

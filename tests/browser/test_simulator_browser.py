@@ -16,6 +16,7 @@ from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from bot.sandbox.simulator import SIMULATED_RESIDENTS
 from segments.service import get_resident
+from tests.browser.conftest import page_wait
 from tests.conftest import _empty_tables, webhook_served
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -32,7 +33,6 @@ pytestmark = [
 ]
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -141,7 +141,7 @@ def _open(chrome: Any, url: str) -> WebDriverWait:
     chrome.get(url)
     chrome.execute_script("window.localStorage.clear()")
     chrome.get(url)
-    wait = WebDriverWait(chrome, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+    wait = page_wait(chrome, WAIT)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#resident-list .resident"))
     return wait
 

@@ -18,13 +18,12 @@ from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from bot.sandbox.simulator import SIMULATED_RESIDENTS
 from reports.models import PHOTO_ATTACHED, RECEIVED, Report
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, screenshot
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, page_wait, screenshot
 from tests.conftest import webhook_served
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
 
 pytest.importorskip("selenium", reason="selenium is not installed")
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -60,7 +59,7 @@ def _open(browser: Any, url: str, user: str) -> WebDriverWait:
     browser.get(url)
     browser.execute_script("window.localStorage.clear()")
     browser.get(url)
-    wait = WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+    wait = page_wait(browser, WAIT)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#resident-list .resident[data-user='{user}']"))
     _click(wait, f"//button[@data-user='{user}']")
     wait.until(lambda d: d.find_element(By.ID, "user-id").text == user)

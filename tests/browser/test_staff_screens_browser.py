@@ -16,14 +16,13 @@ from bot.dates import jst_clock
 from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from faq.store import load_repo_kb
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, screenshot
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, page_wait, screenshot
 from tests.conftest import webhook_served
 from tests.test_kpi import add_events
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
 
 pytest.importorskip("selenium", reason="selenium is not installed")
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -51,7 +50,7 @@ def site(make_app: Callable[..., Flask], fake_line_server: Any, fake_line: FakeL
 
 
 def _wait(browser: Any) -> WebDriverWait:
-    return WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+    return page_wait(browser, WAIT)
 
 
 def _flash(browser: Any) -> str:

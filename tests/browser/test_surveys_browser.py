@@ -15,7 +15,7 @@ from bot import auth
 from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from surveys import service
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, screenshot
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, log_in, page_wait, screenshot
 from tests.conftest import Chat, LiveServer
 from tests.test_broadcast import add_residents
 
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=M
 pytest.importorskip("selenium", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
 
 SCREENSHOT_DIR = Path(os.environ.get("ADMIN_SCREENSHOT_DIR", "/tmp"))
 WAIT = 15.0
@@ -46,7 +46,7 @@ def test_build_a_survey_and_read_the_answers_of_residents(
         auth.create_user(session, "koho", PASSWORD, "pr")
     residents = add_residents(app, 4)
     base = live_server.url
-    wait = WebDriverWait(browser, WAIT)
+    wait = page_wait(browser, WAIT)
 
     log_in(browser, base + "/admin/surveys", "koho", PASSWORD, "アンケート", WAIT)
     browser.find_element(By.ID, "new-survey").click()

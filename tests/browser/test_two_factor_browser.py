@@ -14,7 +14,7 @@ from flask import Flask
 
 from bot import auth
 from bot.db import get_db
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, page_wait
 from tests.conftest import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
@@ -22,7 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=M
 pytest.importorskip("selenium", reason="selenium is not installed")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SCREENSHOT_DIR = Path(os.environ.get("ADMIN_SCREENSHOT_DIR", "/tmp"))
 WAIT = 15.0
@@ -41,7 +40,7 @@ def test_an_admin_sets_up_two_factor_and_logs_in_with_a_code(required_app: Flask
     server = LiveServer(required_app)
     try:
         base = server.url
-        wait = WebDriverWait(browser, WAIT)
+        wait = page_wait(browser, WAIT)
 
         def type_password() -> None:
             wait.until(EC.visibility_of_element_located((By.ID, "username")))

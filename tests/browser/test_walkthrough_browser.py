@@ -21,13 +21,12 @@ from bot.db import get_db
 from bot.sandbox.fake_line import FakeLinePlatform
 from faq.models import FaqEntry
 from faq.store import load_repo_kb
-from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, screenshot
+from tests.browser.conftest import HAVE_BROWSER, MISSING_BROWSER, page_wait, screenshot
 from tests.conftest import Chat, webhook_served
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not HAVE_BROWSER, reason=MISSING_BROWSER)]
 
 pytest.importorskip("selenium", reason="selenium is not installed")
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
@@ -39,7 +38,7 @@ CITY = "joso"
 
 
 def _wait(browser: Any) -> WebDriverWait:
-    return WebDriverWait(browser, WAIT, ignored_exceptions=(StaleElementReferenceException,))
+    return page_wait(browser, WAIT)
 
 
 def _h1(browser: Any, text: str) -> None:

@@ -17,7 +17,7 @@ from werkzeug.serving import make_server
 from bot.db import get_db
 from faq.models import QuestionLog
 from faq.store import load_repo_kb
-from tests.browser.conftest import screenshot
+from tests.browser.conftest import page_wait, screenshot
 from tests.conftest import LiveServer
 
 pytestmark = pytest.mark.browser
@@ -94,7 +94,7 @@ def resources(browser: Any) -> list[str]:
 
 def test_a_resident_uses_the_embedded_chat_with_the_keyboard_only(browser: Any, sites: tuple[HostSite, str, Flask]) -> None:
     host, bot_url, app = sites
-    wait = WebDriverWait(browser, 60)
+    wait = page_wait(browser, 60)
     browser.get(host.origin + "/")
     wait.until(lambda d: d.find_elements(By.ID, "city-webchat-button"))
     assert host.origin != bot_url.rstrip("/") and bot_url.startswith("http://127.0.0.1:")
@@ -153,7 +153,7 @@ def test_on_a_360_px_phone_the_chat_fills_the_screen(browser: Any, sites: tuple[
     host, _bot_url, _app = sites
     browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                             {"width": 360, "height": 740, "deviceScaleFactor": 1, "mobile": True})
-    wait = WebDriverWait(browser, 60)
+    wait = page_wait(browser, 60)
     browser.get(host.origin + "/")
     button = wait.until(lambda d: d.find_element(By.ID, "city-webchat-button"))
     button.click()
