@@ -4,6 +4,7 @@ with a reason (pr, admin), test send to staff's linked LINE accounts, link one's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, abort, current_app, flash, redirect, render_template, request, url_for
@@ -39,55 +40,50 @@ def _notice(broadcast_id: int) -> Broadcast:
     return broadcast
 
 
-@bp.post("/notices/<int:broadcast_id>/approve")
-@require_role("pr")
-def approve(broadcast_id: int) -> Response:
-    """Approve a department's draft with a comment; it is scheduled (or sent now)."""
+def _act_on_notice(broadcast_id: int, act: Callable[[Any], Any], success: Callable[[Any], str]) -> Response:
+    """Run one approval step on a notice this user may see: commit and say what happened, or roll
+    back and show the service's Japanese error; back to the notice's page either way."""
     session = get_session()
     _notice(broadcast_id)
     try:
-        broadcast = approval.approve(session, broadcast_id, current_staff(), request.form.get("comment", ""))
+        result = act(session)
     except NoticeError as exc:
         session.rollback()
         flash(str(exc), "error")
     else:
         session.commit()
-        flash(f"お知らせ #{broadcast.id}「{broadcast.title}」を承認しました。予定どおり配信します。", "success")
+        flash(success(result), "success")
     return redirect(url_for("broadcast_admin.detail", broadcast_id=broadcast_id))
+
+
+@bp.post("/notices/<int:broadcast_id>/approve")
+@require_role("pr")
+def approve(broadcast_id: int) -> Response:
+    """Approve a department's draft with a comment; it is scheduled (or sent now)."""
+    return _act_on_notice(
+        broadcast_id,
+        lambda session: approval.approve(session, broadcast_id, current_staff(), request.form.get("comment", "")),
+        lambda b: f"お知らせ #{b.id}「{b.title}」を承認しました。予定どおり配信します。")
 
 
 @bp.post("/notices/<int:broadcast_id>/return")
 @require_role("pr")
 def return_draft(broadcast_id: int) -> Response:
     """Return a draft to its department with a reason; it is never sent."""
-    session = get_session()
-    _notice(broadcast_id)
-    try:
-        broadcast = approval.return_draft(session, broadcast_id, current_staff(), request.form.get("reason", ""))
-    except NoticeError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        session.commit()
-        flash(f"お知らせ #{broadcast.id}「{broadcast.title}」を差し戻しました。", "success")
-    return redirect(url_for("broadcast_admin.detail", broadcast_id=broadcast_id))
+    return _act_on_notice(
+        broadcast_id,
+        lambda session: approval.return_draft(session, broadcast_id, current_staff(), request.form.get("reason", "")),
+        lambda b: f"お知らせ #{b.id}「{b.title}」を差し戻しました。")
 
 
 @bp.post("/notices/<int:broadcast_id>/test-send")
 @require_role("pr", "dept")
 def test_send(broadcast_id: int) -> Response:
     """Push the notice to the linked LINE accounts of staff who may see it."""
-    session = get_session()
-    _notice(broadcast_id)
-    try:
-        sent = approval.send_test(session, current_app.extensions["line"], broadcast_id, current_staff())
-    except NoticeError as exc:
-        session.rollback()
-        flash(str(exc), "error")
-    else:
-        session.commit()
-        flash(f"職員 {sent} 人のLINEにテスト送信しました（住民には届いていません）。", "success")
-    return redirect(url_for("broadcast_admin.detail", broadcast_id=broadcast_id))
+    return _act_on_notice(
+        broadcast_id,
+        lambda session: approval.send_test(session, current_app.extensions["line"], broadcast_id, current_staff()),
+        lambda sent: f"職員 {sent} 人のLINEにテスト送信しました（住民には届いていません）。")
 
 
 @bp.route("/line-link", methods=["GET", "POST"])
