@@ -1,4 +1,5 @@
-"""CSV files the product writes, safe to open in a spreadsheet (no CSV/formula injection).
+"""CSV files the product writes, safe to open in a spreadsheet (no CSV/formula injection), and the
+encodings of the CSV files cities import.
 
 A cell that starts with = + - @ (or their full-width forms, which Japanese Excel also reads as a
 formula), a tab or a carriage return — after any leading spaces — is written with a `'` in front,
@@ -67,3 +68,16 @@ class SafeWriter:
 def writer(out: IO[str], **kwargs: Any) -> SafeWriter:
     """The CSV writer every export of the product uses (same arguments as csv.writer)."""
     return SafeWriter(out, **kwargs)
+
+
+CSV_ENCODINGS = ("utf-8-sig", "cp932")  # UTF-8 (BOM or not), else Shift_JIS as Excel saves it
+
+
+def decode_csv(raw: bytes) -> str | None:
+    """The text of a CSV file the city imports in UTF-8 or Shift_JIS; None when it is neither."""
+    for encoding in CSV_ENCODINGS:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None

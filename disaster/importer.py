@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot import csvsafe
 from bot.db import utcnow
 from disaster.hazards import HAZARDS
 from disaster.models import EMERGENCY_SITE, KIND_LABELS, SHELTER, Shelter
@@ -103,14 +104,10 @@ class ImportReport:
 
 def decode(raw: bytes) -> str:
     """The file's text: UTF-8 (BOM or not), else Shift_JIS (cp932, as Excel writes it)."""
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return raw.decode("cp932")
-    except UnicodeDecodeError:
-        raise ShelterImportError([(1, "文字コードを読み取れません。UTF-8 か Shift_JIS で保存してください。")]) from None
+    text = csvsafe.decode_csv(raw)
+    if text is None:
+        raise ShelterImportError([(1, "文字コードを読み取れません。UTF-8 か Shift_JIS で保存してください。")])
+    return text
 
 
 def _norm(header: str) -> str:

@@ -17,13 +17,13 @@ from pathlib import Path
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from bot import csvsafe
 from bot.text import multi_line, single_line
 from garbage.calendar import RuleError, parse_date, parse_rule
 from garbage.models import SOURCE_5374, SOURCE_ITEMS, GarbageArea, GarbageBreak, GarbageItem, GarbageKind
 
 MAX_ROWS = 50_000
 MAX_CELL = 2000
-ENCODINGS = ("utf-8-sig", "cp932")
 
 # Header spellings seen in cities' files, compared without spaces, 「_」 or brackets (NFKC).
 ITEM_HEADERS = {
@@ -78,11 +78,9 @@ class CalendarReport:
 
 def decode_csv(raw: bytes, name: str) -> str:
     """The text of a CSV file in UTF-8 (BOM or not) or Shift_JIS (cp932, as Excel saves it)."""
-    for encoding in ENCODINGS:
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
+    text = csvsafe.decode_csv(raw)
+    if text is not None:
+        return text
     raise ImportFailed([(name, 1, "文字コードを読み取れません。UTF-8 か Shift_JIS で保存してください。")])
 
 
