@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-# code -> (label residents see on a button, the column name in the open-data layouts)
+from bot.i18n import N_
+
+# code -> (label residents see on a button, translated where it is sent; the column name in the open-data layouts)
 HAZARDS: dict[str, tuple[str, str]] = {
-    "flood": ("洪水", "洪水"),
-    "landslide": ("土砂災害", "崖崩れ、土石流及び地滑り"),
-    "storm_surge": ("高潮", "高潮"),
-    "earthquake": ("地震", "地震"),
-    "tsunami": ("津波", "津波"),
-    "fire": ("大規模な火事", "大規模な火事"),
-    "inland_flood": ("内水氾濫", "内水氾濫"),
-    "volcano": ("火山", "火山現象"),
+    "flood": (N_("洪水"), "洪水"),
+    "landslide": (N_("土砂災害"), "崖崩れ、土石流及び地滑り"),
+    "storm_surge": (N_("高潮"), "高潮"),
+    "earthquake": (N_("地震"), "地震"),
+    "tsunami": (N_("津波"), "津波"),
+    "fire": (N_("大規模な火事"), "大規模な火事"),
+    "inland_flood": (N_("内水氾濫"), "内水氾濫"),
+    "volcano": (N_("火山"), "火山現象"),
 }
 # The order residents are asked in (quick replies), as the brief lists them.
 ASKED_ORDER = ("flood", "landslide", "earthquake", "tsunami", "fire", "storm_surge", "inland_flood", "volcano")

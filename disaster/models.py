@@ -9,10 +9,11 @@ from sqlalchemy import JSON, Float, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.db import Base, UTCDateTime, utcnow
+from bot.i18n import N_
 
 # Shelter.kind: 指定緊急避難場所 (flee to now, per hazard) or 指定避難所 (stay until it is safe).
 EMERGENCY_SITE, SHELTER = "emergency_site", "shelter"
-KIND_LABELS = {EMERGENCY_SITE: "指定緊急避難場所", SHELTER: "指定避難所"}
+KIND_LABELS = {EMERGENCY_SITE: N_("指定緊急避難場所"), SHELTER: N_("指定避難所")}
 
 
 class DisasterState(Base):

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from bot.db import get_db, utcnow
 from bot.i18n import translate
 from bot.line import MAX_MULTICAST_RECIPIENTS, LineError, LineRejected, new_retry_key
-from garbage import calendar, service, texts
+from garbage import service, texts
 from garbage.models import GarbageArea, GarbageReminderChunk, GarbageReminderRun, GarbageResident
 from segments.models import Resident
 
@@ -107,10 +107,17 @@ def create_runs(session: Session, municipality: str, day: dt.date) -> int:
     return created
 
 
-def reminder_message(run: GarbageReminderRun, language: str | None) -> dict[str, Any]:
-    """The reminder as a LINE text message in the chunk's language."""
-    body = translate(texts.REMINDER, language, date=calendar.weekday_label(run.collection_date), area=run.area,
+def reminder_message(run: GarbageReminderRun, language: str | None, session: Session | None = None) -> dict[str, Any]:
+    """The reminder as a LINE text message in the chunk's language (its recipients' stored language);
+    the kinds are the city's Japanese words, so a resident of another language gets the note on top
+    (with the city's contact when a session is given)."""
+    body = translate(texts.REMINDER, language, date=texts.date_label(run.collection_date, language), area=run.area,
                      kinds="、".join(run.kinds))
+    if session is not None:
+        from handlers import japanese_note
+
+        body = japanese_note.with_note(body, session, run.municipality, language,
+                                       japanese_note.untranslated(run.kinds, language))
     return {"type": "text", "text": body}
 
 
@@ -122,7 +129,7 @@ def _send_chunk(app: Flask, chunk_id: int, report: ReminderReport) -> None:
             return
         run = session.get(GarbageReminderRun, chunk.run_id)
         assert run is not None
-        to, key, message = list(chunk.line_user_ids), chunk.retry_key, reminder_message(run, chunk.language)
+        to, key, message = list(chunk.line_user_ids), chunk.retry_key, reminder_message(run, chunk.language, session)
     try:
         result = app.extensions["line"].multicast(to, [message], retry_key=key)
     except LineError as exc:

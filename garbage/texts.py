@@ -3,7 +3,10 @@ language (the chat in handlers/garbage_chat.py and the reminders)."""
 
 from __future__ import annotations
 
-from bot.i18n import N_
+import datetime as dt
+
+from bot.i18n import DEFAULT_LANGUAGE, N_, label, normalize, translate
+from garbage.calendar import weekday_label
 
 ITEM_ANSWER = N_("「{item}」は「{category}」です。")
 NOTES = N_("注意点：{notes}")
@@ -36,3 +39,15 @@ MORE = N_("次へ")
 STALE = N_("このボタンは使えなくなっています。お手数ですが、もう一度質問を送ってください。")
 REMINDER = N_("【ごみの日のお知らせ】\n明日 {date} は、{area}の「{kinds}」の収集日です。\n"
               "通知を止めるときは「ごみの通知」と送ってください。")
+# The command word of the reminder settings (「ごみの通知」), recognised in every catalog's words too.
+REMINDER_COMMAND = N_("ごみの通知")
+# A collection day in a resident's language other than Japanese (Japanese: calendar.weekday_label).
+DATE = N_("{month}月{day}日（{weekday}）")
+WEEKDAYS = (N_("月曜日"), N_("火曜日"), N_("水曜日"), N_("木曜日"), N_("金曜日"), N_("土曜日"), N_("日曜日"))
+
+
+def date_label(day: dt.date, language: str | None) -> str:
+    """「12月4日（金）」 in Japanese; the catalog's form of the date elsewhere (「sexta-feira, 4/12」)."""
+    if normalize(language) == DEFAULT_LANGUAGE:
+        return weekday_label(day)
+    return translate(DATE, language, month=day.month, day=day.day, weekday=label(WEEKDAYS[day.weekday()], language))

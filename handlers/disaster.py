@@ -24,6 +24,7 @@ from disaster.hazards import ASKED_ORDER, UNKNOWN, is_hazard, label
 from disaster.models import KIND_LABELS
 from faq.directory import current_directory
 from faq.service import main_contact
+from handlers import japanese_note
 from handlers.context import EventContext
 from handlers.replies import postback_button, text
 from kpi.models import UsageEvent
@@ -147,10 +148,12 @@ def _answer(ctx: EventContext, resident_id: int | None, point: tuple[float, floa
                        [postback_button(ctx.t.label("わからない"), {"a": "shl", "h": UNKNOWN, "la": round(point[0], 5),
                                                                    "lo": round(point[1], 5)}, ctx.t.label("わからない"))]))
         return
+    # The shelters' names and addresses are the city's Japanese data: the note goes with the text.
+    body = ctx.t("開設中の避難所のうち、近い順に{count}か所です（距離は直線距離です）。"
+                 "避難する道の安全を確かめて、早めに避難してください。\n最新の情報：{url}",
+                 count=len(result.found), url=info_url(ctx))
     ctx.reply(shelter_carousel(ctx, result.found, hazard),
-              text(ctx.t("開設中の避難所のうち、近い順に{count}か所です（距離は直線距離です）。"
-                         "避難する道の安全を確かめて、早めに避難してください。\n最新の情報：{url}",
-                         count=len(result.found), url=info_url(ctx)), again))
+              text(japanese_note.with_note(body, ctx.session, _municipality(ctx), ctx.language), again))
 
 
 def shelter_lines(ctx: EventContext, found: tuple[shelters.Nearby, ...]) -> str:

@@ -13,8 +13,10 @@ import unicodedata
 import zlib
 from typing import Any
 
-from garbage import calendar, service, texts
+from bot.i18n import command_msgid
+from garbage import service, texts
 from garbage.lookup import Match
+from handlers import japanese_note
 from handlers.context import EventContext
 from handlers.replies import message_button, postback_button, text
 from kpi.service import record_usage
@@ -34,6 +36,17 @@ def _municipality(ctx: EventContext) -> str:
     return str(ctx.config["MUNICIPALITY"])
 
 
+def _noted(ctx: EventContext, body: str, *city_texts: str | None) -> str:
+    """The body with the Japanese-text note on top when it carries the city's Japanese data
+    (items, categories, kinds) that the resident's language has no words for."""
+    return japanese_note.with_note(body, ctx.session, _municipality(ctx), ctx.language,
+                                   japanese_note.untranslated(city_texts, ctx.language))
+
+
+def _date(ctx: EventContext, day: Any) -> str:
+    return texts.date_label(day, ctx.language)
+
+
 def _area_check(name: str) -> str:
     return format(zlib.crc32(name.encode()) & 0xFFFF, "x")
 
@@ -50,8 +63,9 @@ def area_buttons(ctx: EventContext, then: dict[str, Any], page: int = 0) -> list
     return buttons
 
 
-def _ask_area(ctx: EventContext, lead: str, then: dict[str, Any]) -> dict[str, Any]:
-    return text(f"{lead}\n\n{ctx.t(texts.ASK_AREA)}" if lead else ctx.t(texts.ASK_AREA), area_buttons(ctx, then))
+def _ask_area(ctx: EventContext, lead: str, then: dict[str, Any], *city_texts: str | None) -> dict[str, Any]:
+    body = f"{lead}\n\n{ctx.t(texts.ASK_AREA)}" if lead else ctx.t(texts.ASK_AREA)
+    return text(_noted(ctx, body, *city_texts), area_buttons(ctx, then))
 
 
 def _area(ctx: EventContext, resident_id: int | None) -> service.AreaCalendar | None:
@@ -80,7 +94,7 @@ def _next_day_line(ctx: EventContext, cal: service.AreaCalendar, category: str) 
     day = cal.next_of(kind, service.today_jst())
     if day is None:
         return ctx.t(texts.NO_NEXT_DAY, kind=kind, area=cal.name)
-    return ctx.t(texts.NEXT_DAY, area=cal.name, kind=kind, date=calendar.weekday_label(day))
+    return ctx.t(texts.NEXT_DAY, area=cal.name, kind=kind, date=_date(ctx, day))
 
 
 def _item_text(ctx: EventContext, match: Match) -> str:
@@ -93,18 +107,24 @@ def _item_text(ctx: EventContext, match: Match) -> str:
     return "\n".join(lines)
 
 
+def _item_data(match: Match) -> tuple[str | None, ...]:
+    item = match.item
+    return item.name, item.category, item.notes, item.remarks
+
+
 def answer_item(ctx: EventContext, resident_id: int | None, match: Match) -> None:
     """The item's category and notes, then its next collection day (or the area question)."""
     record_usage(ctx.session, "garbage_lookup", resident_id, found=True)
     body = _item_text(ctx, match)
     if not service.has_calendar(ctx.session, _municipality(ctx)):
-        ctx.reply(text(body))
+        ctx.reply(text(_noted(ctx, body, *_item_data(match))))
         return
     cal = _area(ctx, resident_id)
     if cal is None:
-        ctx.reply(_ask_area(ctx, body, {"i": match.item.id}))
+        ctx.reply(_ask_area(ctx, body, {"i": match.item.id}, *_item_data(match)))
         return
-    ctx.reply(text(f"{body}\n{_next_day_line(ctx, cal, match.item.category)}", _follow_up_buttons(ctx, resident_id)))
+    ctx.reply(text(_noted(ctx, f"{body}\n{_next_day_line(ctx, cal, match.item.category)}", *_item_data(match)),
+                   _follow_up_buttons(ctx, resident_id)))
 
 
 def next_days(ctx: EventContext, resident_id: int | None) -> None:
@@ -119,8 +139,9 @@ def next_days(ctx: EventContext, resident_id: int | None) -> None:
         ctx.reply(text(ctx.t(texts.NO_DAYS, area=cal.name), _follow_up_buttons(ctx, resident_id)))
         return
     lines = [ctx.t(texts.NEXT_DAYS_TITLE, area=cal.name)]
-    lines += [f"{calendar.weekday_label(day)}：{'、'.join(kinds)}" for day, kinds in days]
-    ctx.reply(text("\n".join(lines), _follow_up_buttons(ctx, resident_id)))
+    lines += [f"{_date(ctx, day)}：{'、'.join(kinds)}" for day, kinds in days]
+    ctx.reply(text(_noted(ctx, "\n".join(lines), *(k for _, kinds in days for k in kinds)),
+                   _follow_up_buttons(ctx, resident_id)))
 
 
 def reminder_settings(ctx: EventContext, resident_id: int | None) -> None:
@@ -141,6 +162,8 @@ def handle_text(ctx: EventContext, resident_id: int | None, message: str) -> boo
     """Answer a garbage question; False (nothing replied) for anything else."""
     municipality = _municipality(ctx)
     command = _command(message)
+    # A button's label in the resident's language (「Próximo dia de coleta」) is the Japanese command.
+    command = command_msgid(command, (texts.NEXT_DAYS_BUTTON, texts.REMINDER_COMMAND)) or command
     has_calendar = service.has_calendar(ctx.session, municipality)
     if has_calendar and command in NEXT_DAYS_WORDS:
         next_days(ctx, resident_id)
@@ -165,7 +188,7 @@ def handle_text(ctx: EventContext, resident_id: int | None, message: str) -> boo
         body = ctx.t(texts.UNKNOWN_ITEM, item=question.phrase[:40])
         buttons = [message_button(name, f"{name}は何ごみ？") for name in near]
         if near:
-            body += "\n" + ctx.t(texts.MAYBE, items="、".join(near))
+            body = _noted(ctx, body + "\n" + ctx.t(texts.MAYBE, items="、".join(near)), *near)
         ctx.reply(text(body, buttons))
         return True
     return False
@@ -216,8 +239,12 @@ def area_chosen(ctx: EventContext, data: dict[str, Any], resident_id: int | None
         return
     item = service.item_by_id(ctx.session, _municipality(ctx), then["i"]) if "i" in then else None
     cal = _area(ctx, resident.id)
-    body = lead if item is None or cal is None else f"{lead}\n{_next_day_line(ctx, cal, item.category)}"
-    ctx.reply(text(body, _follow_up_buttons(ctx, resident.id)))
+    if item is None or cal is None:
+        ctx.reply(text(lead, _follow_up_buttons(ctx, resident.id)))
+        return
+    kind = service.kind_for_category(item.category, [k for k, _ in cal.rules])
+    ctx.reply(text(_noted(ctx, f"{lead}\n{_next_day_line(ctx, cal, item.category)}", item.category, kind),
+                   _follow_up_buttons(ctx, resident.id)))
 
 
 def set_reminder(ctx: EventContext, data: dict[str, Any], resident_id: int | None) -> None:

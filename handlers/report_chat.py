@@ -29,12 +29,13 @@ from sqlalchemy.orm import Session
 from bot.geo import valid_coordinates
 from bot.i18n import N_
 from bot.line import LineError, LineGateway
+from handlers import japanese_note
 from handlers.context import EventContext
 from handlers.replies import postback_button, text
 from kpi.service import record_usage
 from reports import photos, service
 from reports.models import PHOTO_ATTACHED, PHOTO_FAILED, Report
-from reports.texts import ROAD_GUIDANCE
+from reports.texts import COORDINATES, ROAD_GUIDANCE
 from segments.service import get_resident
 
 log = logging.getLogger(__name__)
@@ -116,10 +117,26 @@ def _stop(ctx: EventContext, draft: Report) -> dict[str, Any]:
     return _button(ctx, "やめる", draft, "stop")
 
 
+def _noted(ctx: EventContext, body: str, *city_texts: str | None) -> str:
+    """The body with the Japanese-text note on top when a category of the city's own (no catalog
+    words) is in it or on its buttons."""
+    return japanese_note.with_note(body, ctx.session, str(ctx.config["MUNICIPALITY"]), ctx.language,
+                                   japanese_note.untranslated(city_texts, ctx.language))
+
+
+def _place(ctx: EventContext, draft: Report) -> str:
+    """The place as the resident gave it; a point alone is labelled in their language."""
+    if not draft.place_text and not draft.address and draft.latitude is not None and draft.longitude is not None:
+        return ctx.t.label(COORDINATES, latitude=f"{draft.latitude:.6f}", longitude=f"{draft.longitude:.6f}")
+    return service.place_label(draft)
+
+
 def _ask_category(ctx: EventContext, draft: Report, lead: str = "") -> dict[str, Any]:
-    buttons = [_button(ctx, name, draft, "cat", c=i) for i, name in enumerate(service.categories(ctx.config))]
-    return text(lead + ctx.t("通報の分類を選んでください。\n道路や公園の傷み、ごみの不法投棄などを、写真と場所をつけて市にお知らせできます。"
-                             "途中でやめるときは「やめる」を押してください。"), [*buttons, _stop(ctx, draft)])
+    names = service.categories(ctx.config)
+    buttons = [_button(ctx, name, draft, "cat", c=i) for i, name in enumerate(names)]
+    return text(_noted(ctx, lead + ctx.t("通報の分類を選んでください。\n道路や公園の傷み、ごみの不法投棄などを、写真と場所をつけて市にお知らせできます。"
+                                         "途中でやめるときは「やめる」を押してください。"), *names),
+                [*buttons, _stop(ctx, draft)])
 
 
 def _ask_photo(ctx: EventContext, draft: Report, lead: str = "") -> dict[str, Any]:
@@ -146,9 +163,9 @@ def _summary(ctx: EventContext, draft: Report, lead: str = "") -> dict[str, Any]
     photo = {PHOTO_ATTACHED: ctx.t.label("あり"), PHOTO_FAILED: ctx.t.label("なし（受け取れませんでした）")}.get(
         draft.photo_status, ctx.t.label("なし"))
     body = ctx.t("この内容で市に送りますか？\n分類：{category}\n写真：{photo}\n場所：{place}\n説明：{description}",
-                 category=ctx.t.label(draft.category or ""), photo=photo, place=service.place_label(draft),
+                 category=ctx.t.label(draft.category or ""), photo=photo, place=_place(ctx, draft),
                  description=draft.description or ctx.t.label("なし"))
-    return text(lead + body, [_button(ctx, "送信", draft, "send"), _button(ctx, "やり直す", draft, "redo"), _stop(ctx, draft)])
+    return text(_noted(ctx, lead + body, draft.category), [_button(ctx, "送信", draft, "send"), _button(ctx, "やり直す", draft, "redo"), _stop(ctx, draft)])
 
 
 PROMPTS = {"category": _ask_category, "photo": _ask_photo, "place": _ask_place, "description": _ask_description,

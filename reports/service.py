@@ -342,7 +342,8 @@ def send_notice(app: Flask, notice_id: int, max_attempts: int = 10) -> bool:
             notice.is_dropped, notice.last_error = True, "resident not linked or not following"
             return False
         notice.attempts += 1
-        message = {"type": "text", "text": status_message(report, notice.status, target[1], categories(app.config))}
+        message = {"type": "text", "text": status_message(report, notice.status, target[1], categories(app.config),
+                                                          session, str(app.config["MUNICIPALITY"]))}
         user_id, retry_key, resident_id, status = target[0], notice.retry_key, report.resident_id, notice.status
         category = report.category
     error: str | None = None
