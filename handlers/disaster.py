@@ -165,9 +165,10 @@ def shelter_lines(ctx: EventContext, found: tuple[shelters.Nearby, ...]) -> str:
 def shelter_carousel(ctx: EventContext, found: tuple[shelters.Nearby, ...], hazard: str) -> dict[str, Any]:
     """A flex carousel: one bubble per shelter with name, distance, address and a map button."""
     bubbles = []
+    separator = "、" if ctx.language in ("ja", "ja-easy", "zh") else ", "  # the translated hazards, listed
     for item in found:
         s = item.shelter
-        suits = ("、".join(ctx.t.label(label(h)) for h in s.hazards) if s.hazards else ctx.t.label("指定なし"))
+        suits = (separator.join(ctx.t.label(label(h)) for h in s.hazards) if s.hazards else ctx.t.label("指定なし"))
         bubbles.append({
             "type": "bubble",
             "body": {"type": "box", "layout": "vertical", "spacing": "sm", "contents": [
