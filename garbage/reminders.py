@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db import get_db, utcnow
-from bot.i18n import translate
+from bot.i18n import city_languages, translate
 from bot.line import MAX_MULTICAST_RECIPIENTS, LineError, LineRejected, new_retry_key
 from garbage import service, texts
 from garbage.models import GarbageArea, GarbageReminderChunk, GarbageReminderRun, GarbageResident
@@ -129,7 +129,9 @@ def _send_chunk(app: Flask, chunk_id: int, report: ReminderReport) -> None:
             return
         run = session.get(GarbageReminderRun, chunk.run_id)
         assert run is not None
-        to, key, message = list(chunk.line_user_ids), chunk.retry_key, reminder_message(run, chunk.language, session)
+        # The chat's rule: a language the city no longer offers is Japanese (handlers.context).
+        language = chunk.language if chunk.language in city_languages(app.config) else None
+        to, key, message = list(chunk.line_user_ids), chunk.retry_key, reminder_message(run, language, session)
     try:
         result = app.extensions["line"].multicast(to, [message], retry_key=key)
     except LineError as exc:

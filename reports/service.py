@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.dates import JST
+from bot.i18n import city_languages
 from bot.db import get_db, utcnow
 from bot.line import LineError, LineGateway, LineRejected, new_retry_key
 from reports import photos
@@ -342,7 +343,8 @@ def send_notice(app: Flask, notice_id: int, max_attempts: int = 10) -> bool:
             notice.is_dropped, notice.last_error = True, "resident not linked or not following"
             return False
         notice.attempts += 1
-        message = {"type": "text", "text": status_message(report, notice.status, target[1], categories(app.config),
+        language = target[1] if target[1] in city_languages(app.config) else None  # as the chat (handlers.context)
+        message = {"type": "text", "text": status_message(report, notice.status, language, categories(app.config),
                                                           session, str(app.config["MUNICIPALITY"]))}
         user_id, retry_key, resident_id, status = target[0], notice.retry_key, report.resident_id, notice.status
         category = report.category

@@ -208,6 +208,24 @@ def test_a_category_of_the_citys_own_brings_the_note(make_app, tmp_path, fake_li
     assert labels(ask)[:2] == [label("道路", "pt"), "側溝の詰まり"]
 
 
+def test_a_language_the_city_no_longer_offers_gets_the_push_in_japanese(make_app, tmp_path,
+                                                                       fake_line: FakeLinePlatform) -> None:
+    app = make_app(REPORT_PHOTO_DIR=str(tmp_path / "photos"), LANGUAGES="ja,en")
+    resident = speaker(app, fake_line, "pt")  # chosen when the city still offered Português
+    (ask,) = resident.taps(json.dumps({"a": "rep", "k": "start"}))
+    assert ask["text"].startswith("通報の分類を選んでください。")  # the chat: Japanese, as handlers.context decides
+    with get_db(app).session() as session:
+        resident_id = session.scalar(select(Resident.id).where(Resident.line_user_id == USER))
+        draft = report_service.current_draft(session, resident_id)
+        report_service.choose_category(app.config, draft, "道路")
+        report_service.set_location(app.config, draft, 36.6585, 140.1528, None)
+        number = report_service.submit(session, app.config, draft)
+        report_id = draft.id
+    _change(app, report_id, IN_PROGRESS)
+    assert report_service.send_pending_notices(app) == 1
+    assert fake_line.delivered(USER)[-1]["text"] == f"通報（{number}・道路）について、市の担当者が対応を始めました。"
+
+
 def _reports(app: Flask) -> list[Report]:
     with get_db(app).session() as session:
         rows = list(session.scalars(select(Report).where(Report.number.is_not(None)).order_by(Report.id)))
