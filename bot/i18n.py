@@ -277,8 +277,8 @@ def extract_messages(paths: Iterable[Path]) -> dict[str, list[str]]:
 def message_sources(root: Path) -> list[Path]:
     """The files whose messages reach residents: the handlers, the FAQ's answer note, and the
     features' texts outside handlers/ (garbage's chat and reminders, reports' categories and status
-    pushes, the disaster hazards and shelter kinds)."""
-    features = ["garbage/texts.py", "reports/texts.py", "disaster/hazards.py", "disaster/models.py"]
+    pushes, a survey's invitation in a notice, the disaster hazards and shelter kinds)."""
+    features = ["garbage/texts.py", "reports/texts.py", "surveys/service.py", "disaster/hazards.py", "disaster/models.py"]
     return sorted([*(root / "handlers").glob("*.py"), root / "faq" / "translations.py",
                    *(root / name for name in features)])
 

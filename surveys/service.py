@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from bot import csvsafe
 from bot.db import utcnow
-from broadcast.models import AWAITING_APPROVAL, SCHEDULED, Broadcast
+from bot.i18n import N_, Translator
+from broadcast.models import AWAITING_APPROVAL, SCHEDULED, Broadcast, BroadcastVersion
 from segments.models import Resident
 from surveys.models import KIND_LABELS, MULTIPLE, SCALE, SINGLE, TEXT, Survey, SurveyAnswer, SurveyQuestion, SurveyResponse
 
@@ -154,27 +155,37 @@ def start_data(survey_id: int) -> dict[str, Any]:
     return {"a": "survey", "s": survey_id}
 
 
-def start_message(survey: Survey) -> dict[str, Any]:
+# The invitation a notice carries, in the language of the notice's version (the title is the staff's).
+INVITATION = N_("アンケート「{title}」にご協力ください。")
+INVITATION_ALT = N_("アンケートのお願い：{title}")
+ANSWER_BUTTON = N_("アンケートに答える")
+
+
+def start_message(survey: Survey, language: str | None = None) -> dict[str, Any]:
     """The message a notice carries for the survey: a button that starts it (a LINE buttons template,
-    like the notice's own messages built by broadcast.messages)."""
+    like the notice's own messages built by broadcast.messages), in the language of the version it
+    goes with (Japanese for the notice's own messages)."""
     import json
 
-    body = f"アンケート「{survey.title}」にご協力ください。"
+    t = Translator(language)
+    body = t.label(INVITATION, title=survey.title)
     if len(body) > 160:
         body = body[:159] + "…"
+    answer = t.label(ANSWER_BUTTON)[:20]
     return {
         "type": "template",
-        "altText": f"アンケートのお願い：{survey.title}"[:400],
+        "altText": t.label(INVITATION_ALT, title=survey.title)[:400],
         "template": {"type": "buttons", "text": body, "actions": [{
-            "type": "postback", "label": "アンケートに答える", "displayText": "アンケートに答える",
+            "type": "postback", "label": answer, "displayText": answer,
             "data": json.dumps(start_data(survey.id), separators=(",", ":")),
         }]},
     }
 
 
 def attach_to_notice(session: Session, survey: Survey, broadcast_id: int) -> Broadcast:
-    """Add the survey's start button to a notice not yet sent (awaiting approval or scheduled),
-    with room for one more message (LINE: 5 per request)."""
+    """Add the survey's start button to a notice not yet sent (awaiting approval or scheduled), and
+    to each of its versions in that version's language, with room for one more message (LINE: 5
+    per request)."""
     broadcast = session.get(Broadcast, broadcast_id, with_for_update=True)
     if broadcast is None:
         raise SurveyError(f"お知らせ #{broadcast_id} はありません。")
@@ -182,9 +193,13 @@ def attach_to_notice(session: Session, survey: Survey, broadcast_id: int) -> Bro
         raise SurveyError("まだ送っていない（承認待ち・予約済みの）お知らせにだけ付けられます。")
     if survey.broadcast_id is not None:
         raise SurveyError(f"このアンケートは既にお知らせ #{survey.broadcast_id} に付いています。")
-    if len(broadcast.messages) >= 5:
+    versions = list(session.scalars(select(BroadcastVersion).where(BroadcastVersion.broadcast_id == broadcast.id)
+                                    .order_by(BroadcastVersion.id)))
+    if len(broadcast.messages) >= 5 or any(len(v.messages) >= 5 for v in versions):
         raise SurveyError("このお知らせはメッセージが5つあるため、アンケートのボタンを付けられません。")
     broadcast.messages = [*broadcast.messages, start_message(survey)]
+    for version in versions:  # each language's version gets the button in its language
+        version.messages = [*version.messages, start_message(survey, version.language)]
     survey.broadcast_id = broadcast.id
     session.flush()
     return broadcast

@@ -17,8 +17,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from bot.db import get_db
-from bot.i18n import label, translate
+from bot.db import get_db, utcnow
+from bot.i18n import MISSING_NOTE, label, translate
 from bot.sandbox.fake_line import FakeLinePlatform
 from garbage import reminders
 from garbage import service as garbage_service
@@ -323,3 +323,39 @@ def test_the_shelter_search_in_the_residents_language(make_app, fake_line: FakeL
     assert label(hazard("flood"), language) in card[3] and JAPANESE_TEXT.search(card[1] + card[3]) is None
     assert carousel["altText"].startswith(label("近くの開設中の避難所", language))
     assert after["text"].startswith(note(app, language) + "\n\n")  # the names and addresses are Japanese
+
+
+def test_the_survey_invitation_in_a_notice_goes_in_each_versions_language(make_app, tmp_path,
+                                                                          fake_line: FakeLinePlatform) -> None:
+    from broadcast import service as broadcast_service
+    from broadcast.messages import NoticeContent
+    from broadcast.schedule import Schedule
+    from tests.test_broadcast import FAST, add_residents, run_dispatcher
+
+    app = make_app(**FAST, BROADCAST_LOCK_FILE=str(tmp_path / "dispatcher.lock"))
+    survey_id = _survey(app)
+    (japanese,) = add_residents(app, 1, start=1)
+    (portuguese,) = add_residents(app, 1, start=2, language="pt")
+    (vietnamese,) = add_residents(app, 1, start=3, language="vi")  # the notice has no vi version
+    now = utcnow()
+    with get_db(app).session() as session:
+        target = broadcast_service.make_target(session, app.config["MUNICIPALITY"])
+        notice = broadcast_service.create_broadcast(
+            session, content=NoticeContent.build("防災訓練のお礼"), schedule=Schedule.once(now), target=target,
+            versions={"pt": NoticeContent.build("Obrigado pelo treinamento")}, now=now).broadcast
+        survey_service.attach_to_notice(session, session.get(survey_service.Survey, survey_id), notice.id)
+    run_dispatcher(app, now + dt.timedelta(minutes=1))
+
+    def invitation(user: str) -> dict[str, Any]:
+        (found,) = [m for m in fake_line.delivered(user) if m.get("type") == "template"]
+        return found
+
+    sent = invitation(portuguese)
+    assert sent["template"]["text"] == label("アンケート「{title}」にご協力ください。", "pt", title="防災訓練アンケート")
+    assert sent["template"]["actions"][0]["label"] == label("アンケートに答える", "pt")
+    assert json.loads(sent["template"]["actions"][0]["data"]) == survey_service.start_data(survey_id)
+    assert invitation(japanese)["template"]["text"] == "アンケート「防災訓練アンケート」にご協力ください。"
+    assert invitation(japanese)["template"]["actions"][0]["label"] == "アンケートに答える"
+    # No version in Vietnamese: the Japanese notice with its button, and the broadcast's note in Vietnamese.
+    assert invitation(vietnamese)["template"]["actions"][0]["label"] == "アンケートに答える"
+    assert fake_line.delivered(vietnamese)[-1]["text"] == translate(MISSING_NOTE, "vi")
