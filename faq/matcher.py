@@ -114,6 +114,9 @@ class Params:
     keyword_bonus: float = 0.2
     fuzzy_floor: float = 0.88  # fuzz.ratio at or above this is treated as "the same question"
     embed_floor: float = 0.25  # USE cosine of unrelated Japanese sentences sits around here
+    # The sentence-embedding model: "use" (USE v3, the Japanese index) or "e5" (multilingual-e5-small,
+    # the translation index of faq/multilingual.py, whose own Params set its floor).
+    embed_model: Literal["use", "e5"] = "use"
     # "mean": one centroid per entry. Measured as good as the best single phrasing ("max")
     # on the dev and extra questions, at a tenth of the memory and time.
     embed_pool: Literal["max", "mean"] = "mean"
@@ -479,9 +482,9 @@ class MatcherIndex:
 
     def _attach_embeddings(self, phrase_raw: list[str], cache_dir: Path | None, answers: list[str]) -> None:
         """Embed every phrasing; on any failure stay lexical-only."""
-        from faq.embed import Embedder, EmbeddingUnavailable
+        from faq.embed import EmbeddingUnavailable, embedder_for
 
-        embedder = Embedder.shared()
+        embedder = embedder_for(self.params.embed_model)
         try:
             embedder.load()  # now, at start-up, rather than on a resident's first question
             vecs = embedder.encode_cached([clean(t) for t in phrase_raw], cache_dir)
