@@ -47,6 +47,20 @@ _LATIN = r"[A-Za-z0-9\u00C0-\u024F\u1E00-\u1EFF]"
 _LATIN_SPACE = re.compile(rf"(?<={_LATIN}) +(?={_LATIN})")
 _KEPT_SPACE = "\ue000"  # a private-use character neologdn leaves alone
 
+
+def _latin_base(ch: str) -> str:
+    """The unaccented letter of an accented Latin letter (ã -> a, ệ -> e, đ -> d), else ch."""
+    if ch in "đĐ":
+        return "d"
+    base = unicodedata.normalize("NFKD", ch)[0]
+    return base if base.isascii() and base.isalpha() else ch
+
+
+# Accented Latin letters -> their base letter, for matching only: residents type Portuguese and
+# Vietnamese without accents as often as with them (não / nao, thẻ cư trú / the cu tru).
+_LATIN_FOLD = {code: _latin_base(chr(code)) for code in [*range(0x00C0, 0x0250), *range(0x1E00, 0x1F00)]
+               if _latin_base(chr(code)) != chr(code)}
+
 # Multi-word spellings rewritten before tokenising, because Sudachi splits them into
 # pieces that do not match the canonical word (マイナ + カード).
 _PHRASES = (
@@ -175,8 +189,9 @@ def clean(text: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """Canonical comparable form: clean() plus katakana -> hiragana folding."""
-    return fold_kana(clean(text))
+    """Canonical comparable form: clean() plus katakana -> hiragana and accented Latin letters
+    -> their base letters."""
+    return fold_kana(clean(text)).translate(_LATIN_FOLD)
 
 
 @lru_cache(maxsize=1)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from faq.normalize import normalize, reading, tokens
+from faq.normalize import clean, normalize, reading, tokens
 
 
 @pytest.mark.parametrize(
@@ -111,6 +111,15 @@ def test_only_kanji_place_names_count_as_another_town() -> None:
 
 def test_words_of_latin_script_languages_keep_their_spaces() -> None:
     # neologdn would join Vietnamese syllables (về ngày -> vềngày); Japanese spacing rules are unchanged.
-    assert normalize("Tôi muốn hỏi về ngày đổ rác") == "tôi muốn hỏi về ngày đổ rác"
-    assert normalize("Cartão de residência") == "cartão de residência"
+    assert clean("Tôi muốn hỏi về ngày đổ rác") == "tôi muốn hỏi về ngày đổ rác"
+    assert clean("Cartão de residência") == "cartão de residência"
     assert normalize("住民票 コンビニ") == "住民票こんびに"
+
+
+def test_accents_of_latin_letters_are_folded_for_matching_only() -> None:
+    # Residents type Vietnamese and Portuguese with or without accents; both meet the same words.
+    assert normalize("Tôi muốn hỏi về ngày đổ rác") == normalize("toi muon hoi ve ngay do rac") == "toi muon hoi ve ngay do rac"
+    assert normalize("Cartão de residência") == "cartao de residencia"
+    assert clean("Cartão") == "cartão"  # what the embedding model sees keeps them
+    # Japanese is untouched: voiced kana and half-width kana fold as before.
+    assert normalize("ガス ｶﾞｽ ぱぴぷ") == "がすがすぱぴぷ"
