@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from bot.admin import jst
 from bot.auth import CLI_ACTOR
 from bot.db import get_db
-from faq import importer, review, service
+from faq import importer, multilingual, review, service
 from faq.evaluation import evaluate, parse_eval_tsv
 from faq.kb import KBError
 from faq.models import FaqEntry
@@ -35,6 +35,12 @@ def load() -> None:
     with get_db().session() as session:
         report = _load_repo(session)
     click.echo(f"{_municipality()}: 知識ベースを読み込みました（{report.summary()}）")
+    with get_db().session() as session:
+        # Embeds the translations' phrasings into the on-disk cache now (about a minute the first
+        # time), so that the service's first foreign question does not wait for it.
+        index = multilingual.TRANSLATION_INDEXES.get(session, _municipality())
+    if index is not None:
+        click.echo(f"{_municipality()}: 外国語の質問の索引を準備しました（{len(index.ids)} 件）")
 
 
 def _load_repo(session: Session) -> LoadReport:

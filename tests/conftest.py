@@ -37,6 +37,19 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(scope="session", autouse=True)
+def translation_vectors() -> None:
+    """The foreign translations' phrasings embedded once per run into the service's on-disk cache
+    (faq.service.EMBEDDING_CACHE_DIR), as `flask faq load` does before the service starts: on a
+    fresh clone this takes about a minute, which no single conversation test should wait for."""
+    from faq.kb import MUNICIPALITIES, load_kb
+    from faq.multilingual import repo_index
+    from faq.service import EMBEDDING_CACHE_DIR
+
+    for code in MUNICIPALITIES:
+        repo_index(code, load_kb(code), cache_dir=EMBEDDING_CACHE_DIR)
+
+
 @pytest.fixture(scope="session")
 def fake_line_server() -> Iterator[Any]:
     """The fake LINE platform served on loopback for the whole run."""

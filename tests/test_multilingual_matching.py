@@ -90,10 +90,12 @@ def test_the_translation_index_groups_an_entrys_languages_and_leaves_out_plain_j
         languages = set(s.scalars(select(FaqTranslation.language).distinct()))
         easy = s.scalars(select(FaqTranslation.question).join(FaqEntry, FaqEntry.id == FaqTranslation.entry_id).where(
             FaqEntry.municipality == "joso", FaqEntry.entry_id == "garbage", FaqTranslation.language == "ja-easy")).one()
-    assert index is not None and len(index.ids) == len(set(index.ids)) == 20
+        published = set(s.scalars(select(FaqEntry.entry_id).where(FaqEntry.municipality == "joso", FaqEntry.is_published.is_(True))))
+    assert index is not None and len(index.ids) == len(set(index.ids))
+    assert set(index.ids) == published  # every entry is translated
     assert "ja-easy" in languages and "ja-easy" not in multilingual.FOREIGN
     phrasings = " ".join(" ".join(texts) for texts in index.phrase_texts)
-    assert "konbini" in phrasings and "cửa hàng tiện lợi" in phrasings  # en/fil and vi of one entry
+    assert "konbini" in phrasings and normalize("cửa hàng tiện lợi") in phrasings  # en/fil and vi of one entry
     assert normalize(easy) not in index.phrase_texts[index.ids.index("garbage")]  # やさしい日本語 stays Japanese
 
 
