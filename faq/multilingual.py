@@ -8,8 +8,13 @@ Japanese entry's id and a match needs no mapping back.
 
 A question detected in one of FOREIGN is matched against both indexes (the embedding is
 multilingual, so the Japanese index also ranks a foreign question): the translation index's
-decision is taken when it answers or asks 「もしかして」, else the Japanese index's. Japanese and
-やさしい日本語 questions never reach the translation index, so their answers are exactly as before.
+decision is taken when it answers or asks 「もしかして」, else the Japanese index's. Japanese
+questions never reach the translation index.
+
+A third index per city holds the やさしい日本語 translations (titles, questions and alternates as
+newcomers write them), with the Japanese index's model. A question detected as やさしい日本語 is
+decided by the Japanese index first; only when that does not answer directly does the やさしい日本語
+index's direct answer take its place. A question the Japanese index answers is answered as before.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 
 # Languages whose questions are matched against the translation index.
 FOREIGN = ("en", "pt", "vi", "zh", "fil")
+EASY = ("ja-easy",)  # the やさしい日本語 index's one language
 
 # Decision rule of the translation index: None = the calibrated decision model (faq/decision.py), as
 # for the Japanese index. Chosen on faq/eval/tune-<lang>.tsv only (never the held-out sets): against
@@ -49,6 +55,10 @@ THRESHOLDS: Thresholds | None = None
 # (docs/benchmarks.md, 「外国語の質問」): one step 78.1% (USE, mean) -> 87.6% (e5, max, 0.80); off-topic
 # answered 0 -> 4 of 80 (one Vietnamese question about the weather, answered by 熱中症 in each city).
 PARAMS = Params(embed_model="e5", embed_pool="max", embed_floor=0.80)
+# The やさしい日本語 index ranks Japanese: the Japanese index's model and parameters. On
+# faq/eval/tune-ja-easy.tsv, asking it when the Japanese index does not answer raised one step from
+# 57 to 64 of 84 with no off-topic question answered (docs/benchmarks.md, 「外国語の質問」).
+EASY_PARAMS = Params()
 
 
 @dataclass(frozen=True)
@@ -64,18 +74,19 @@ class TranslatedEntry:
     category: str = ""
 
 
-def translated_entries(translations: Iterable[Any], known_ids: Iterable[str] | None = None) -> list[TranslatedEntry]:
+def translated_entries(translations: Iterable[Any], known_ids: Iterable[str] | None = None,
+                       languages: tuple[str, ...] = FOREIGN) -> list[TranslatedEntry]:
     """Group translations (objects with entry_id, language, title, question, alternates) by entry id
-    into one TranslatedEntry each, FOREIGN languages only, in a stable order."""
+    into one TranslatedEntry each, of `languages` only, in a stable order."""
     known = set(known_ids) if known_ids is not None else None
     grouped: dict[str, dict[str, Any]] = {}
     for t in translations:
-        if t.language not in FOREIGN or (known is not None and t.entry_id not in known):
+        if t.language not in languages or (known is not None and t.entry_id not in known):
             continue
         grouped.setdefault(t.entry_id, {})[t.language] = t
     entries = []
     for entry_id in sorted(grouped):
-        by_lang = [grouped[entry_id][code] for code in FOREIGN if code in grouped[entry_id]]
+        by_lang = [grouped[entry_id][code] for code in languages if code in grouped[entry_id]]
         first, rest = by_lang[0], by_lang[1:]
         phrasings: list[str] = list(first.alternates or ())
         for t in rest:
@@ -87,9 +98,10 @@ def translated_entries(translations: Iterable[Any], known_ids: Iterable[str] | N
     return entries
 
 
-def build_index(entries: Sequence[TranslatedEntry], **build_args: Any) -> MatcherIndex | None:
-    """The translation index (None when the city has no foreign translations)."""
-    build_args.setdefault("params", PARAMS)
+def build_index(entries: Sequence[TranslatedEntry], languages: tuple[str, ...] = FOREIGN,
+                **build_args: Any) -> MatcherIndex | None:
+    """The translation index of `languages` (None when the city has no such translations)."""
+    build_args.setdefault("params", EASY_PARAMS if languages == EASY else PARAMS)
     return MatcherIndex.build(entries, **build_args) if entries else None
 
 
@@ -111,8 +123,16 @@ def combine(translated: Decision | None, japanese: Callable[[], Decision]) -> De
 
 
 def decide(index: MatcherIndex | None, text: str, language: str | None, japanese: Callable[[], Decision],
-           thresholds: Thresholds | None = THRESHOLDS) -> Decision:
-    """The decision for a question in `language` (None or Japanese: the Japanese index alone)."""
+           thresholds: Thresholds | None = THRESHOLDS, easy: MatcherIndex | None = None) -> Decision:
+    """The decision for a question in `language`: a foreign one against the translation index
+    `index` (combine), やさしい日本語 against the Japanese index and then the やさしい日本語 index
+    `easy`, anything else against the Japanese index alone."""
+    if language in EASY:
+        decision = japanese()
+        if decision.kind == "answer" or easy is None:
+            return decision
+        own = easy.match(text)
+        return own if own.kind == "answer" else decision
     if language not in FOREIGN or index is None:
         return japanese()
     return combine(index.match(text, thresholds), japanese)
@@ -120,8 +140,8 @@ def decide(index: MatcherIndex | None, text: str, language: str | None, japanese
 
 # --- per city, from the database -----------------------------------------------------------------
 
-def _stamp(session: Session, municipality: str) -> tuple[Any, ...] | None:
-    """The published entries' fingerprint and the foreign translations' count and newest change."""
+def _stamp(session: Session, municipality: str, languages: tuple[str, ...]) -> tuple[Any, ...] | None:
+    """The published entries' fingerprint and the translations' count and newest change."""
     if importer.publishing(session, municipality):
         return None
     entries = session.execute(
@@ -131,24 +151,25 @@ def _stamp(session: Session, municipality: str) -> tuple[Any, ...] | None:
     translations = session.execute(
         select(func.count(FaqTranslation.id), func.max(FaqTranslation.updated_at), func.sum(FaqTranslation.id))
         .join(FaqEntry, FaqEntry.id == FaqTranslation.entry_id)
-        .where(FaqEntry.municipality == municipality, FaqTranslation.language.in_(FOREIGN))
+        .where(FaqEntry.municipality == municipality, FaqTranslation.language.in_(languages))
     ).one()
     return (*tuple(entries), *tuple(translations))
 
 
-def _build(session: Session, municipality: str) -> MatcherIndex | None:
+def _build(session: Session, municipality: str, languages: tuple[str, ...]) -> MatcherIndex | None:
     from faq.service import EMBEDDING_CACHE_DIR  # faq.service imports this module
 
     rows = session.execute(
         select(FaqEntry.entry_id, FaqTranslation)
         .join(FaqEntry, FaqEntry.id == FaqTranslation.entry_id)
         .where(FaqEntry.municipality == municipality, FaqEntry.is_published.is_(True),
-               FaqTranslation.language.in_(FOREIGN))
+               FaqTranslation.language.in_(languages))
     ).all()
     translations = [_Row(entry_id, t.language, t.title, t.question, tuple(t.alternates or ())) for entry_id, t in rows]
-    entries = translated_entries(translations)
-    index = build_index(entries, cache_dir=EMBEDDING_CACHE_DIR)
-    log.info("FAQ translation index built: municipality=%s entries=%d", municipality, len(entries))
+    entries = translated_entries(translations, languages=languages)
+    index = build_index(entries, languages, cache_dir=EMBEDDING_CACHE_DIR)
+    log.info("FAQ translation index built: municipality=%s languages=%s entries=%d", municipality,
+             ",".join(languages), len(entries))
     return index
 
 
@@ -162,11 +183,21 @@ class _Row:
 
 
 # Translation indexes in this process, one per (database, city), rebuilt when the published
-# entries or their foreign translations change (staff edits in the workbench, `faq load`).
-TRANSLATION_INDEXES: StampedCache[MatcherIndex | None] = StampedCache(_stamp, _build)
+# entries or their translations change (staff edits in the workbench, `faq load`).
+TRANSLATION_INDEXES: StampedCache[MatcherIndex | None] = StampedCache(
+    lambda s, code: _stamp(s, code, FOREIGN), lambda s, code: _build(s, code, FOREIGN))
+EASY_INDEXES: StampedCache[MatcherIndex | None] = StampedCache(
+    lambda s, code: _stamp(s, code, EASY), lambda s, code: _build(s, code, EASY))
+
+
+def _touch(*_args: Any) -> None:
+    TRANSLATION_INDEXES.touch()
+    EASY_INDEXES.touch()
+
+
 for _model in (FaqEntry, FaqTranslation):
     for _when in ("after_insert", "after_update", "after_delete"):
-        event.listen(_model, _when, lambda *_args: TRANSLATION_INDEXES.touch())
+        event.listen(_model, _when, _touch)
 
 
 def question_language(text: str, config: Mapping[str, Any]) -> str | None:
@@ -176,17 +207,21 @@ def question_language(text: str, config: Mapping[str, Any]) -> str | None:
 
 def match(session: Session, municipality: str, text: str, config: Mapping[str, Any],
           japanese: Callable[[], Decision]) -> Decision:
-    """The decision for a resident's question: foreign ones also against the translation index."""
+    """The decision for a resident's question: foreign ones also against the translation index,
+    やさしい日本語 ones also against the やさしい日本語 index (decide)."""
     language = question_language(text, config)
+    if language in EASY:
+        return decide(None, text, language, japanese, easy=EASY_INDEXES.get(session, municipality))
     if language not in FOREIGN:
         return japanese()
     return decide(TRANSLATION_INDEXES.get(session, municipality), text, language, japanese)
 
 
-def repo_index(code: str, kb_entries: Sequence[Any], *, kb_dir: Path | None = None, **build_args: Any) -> MatcherIndex | None:
-    """The translation index of a city's shipped files (bench, without a database)."""
+def repo_index(code: str, kb_entries: Sequence[Any], *, kb_dir: Path | None = None, languages: tuple[str, ...] = FOREIGN,
+               **build_args: Any) -> MatcherIndex | None:
+    """The translation index of `languages` of a city's shipped files (bench, without a database)."""
     from faq.kb import KB_DIR
     from faq.translations import load_translations
 
     translations = load_translations(code, kb_entries, kb_dir or KB_DIR)
-    return build_index(translated_entries(translations, (e.id for e in kb_entries)), **build_args)
+    return build_index(translated_entries(translations, (e.id for e in kb_entries), languages), languages, **build_args)

@@ -83,6 +83,20 @@ def test_japanese_questions_are_decided_by_the_japanese_index_alone(make_app) ->
             assert service.decide(s, "joso", question, config) == expected
 
 
+def test_plain_japanese_the_japanese_index_only_clarifies_is_answered_from_the_easy_japanese_translations(make_app) -> None:
+    app = joso_app(make_app)
+    config = dict(app.config)
+    asked, answered = "ほいくえん に はいりたい", "ごみ の だしかた を おしえて ください"
+    with get_db(app).session() as s:
+        index, _ = service.INDEXES.get(s, "joso")
+        japanese = {q: index.match(q, service.thresholds_from(config, index.default_thresholds)) for q in (asked, answered)}
+        decided = {q: service.decide(s, "joso", q, config) for q in (asked, answered)}
+    assert all(multilingual.question_language(q, config) == "ja-easy" for q in (asked, answered))
+    assert japanese[asked].kind == "clarify"  # the Japanese index alone would ask 「もしかして」
+    assert decided[asked].kind == "answer" and decided[asked].entry_id == "nursery"
+    assert decided[answered] == japanese[answered]  # what the Japanese index answers stays its answer
+
+
 def test_the_translation_index_groups_an_entrys_languages_and_leaves_out_plain_japanese(make_app) -> None:
     app = joso_app(make_app)
     with get_db(app).session() as s:
