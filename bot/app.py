@@ -38,6 +38,13 @@ def _log_unknown_garbage_item(session: Any, municipality: str, question: str, re
     log_question(session, municipality, question, Decision("unknown", None, 0.0, ()), resident_id)
 
 
+def _main_contact(session: Any, municipality: str) -> str:
+    """The city's main contact line for the note over Japanese-only text (bot.japanese_note)."""
+    from faq.directory import current_directory
+
+    return current_directory(session, municipality).main_text()
+
+
 def create_app(**overrides: Any) -> Flask:
     """Build the app from the environment; keyword overrides win (tests)."""
     config = load_config(**overrides)
@@ -179,6 +186,7 @@ def create_app(**overrides: Any) -> Flask:
 
     # Garbage: the dictionary's admin pages and CLI, the lookup with the FAQ's normaliser, unknown
     # items to the FAQ's review queue, the reminders on the dispatcher's clock (every minute).
+    from bot import japanese_note
     from faq import normalize as faq_normalize
     from garbage import admin as garbage_admin
     from garbage import reminders as garbage_reminders
@@ -190,6 +198,7 @@ def create_app(**overrides: Any) -> Flask:
     app.cli.add_command(garbage_cli)
     garbage_text.set_text_functions(faq_normalize.normalize, faq_normalize.reading)
     garbage_service.set_unknown_item_hook(_log_unknown_garbage_item)
+    japanese_note.set_contact_source(_main_contact)
     app.extensions.setdefault("clock_jobs", []).append(garbage_reminders.send_reminders)
     app.extensions["maintenance_jobs"].append(garbage_reminders.purge)
 

@@ -278,7 +278,8 @@ def message_sources(root: Path) -> list[Path]:
     """The files whose messages reach residents: the handlers, the FAQ's answer note, and the
     features' texts outside handlers/ (garbage's chat and reminders, reports' categories and status
     pushes, a survey's invitation in a notice, the disaster hazards and shelter kinds)."""
-    features = ["garbage/texts.py", "reports/texts.py", "surveys/service.py", "disaster/hazards.py", "disaster/models.py"]
+    features = ["garbage/texts.py", "reports/texts.py", "surveys/service.py", "disaster/hazards.py", "disaster/models.py",
+                "bot/japanese_note.py"]
     return sorted([*(root / "handlers").glob("*.py"), root / "faq" / "translations.py",
                    *(root / name for name in features)])
 

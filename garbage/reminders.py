@@ -114,7 +114,7 @@ def reminder_message(run: GarbageReminderRun, language: str | None, session: Ses
     body = translate(texts.REMINDER, language, date=texts.date_label(run.collection_date, language), area=run.area,
                      kinds="、".join(run.kinds))
     if session is not None:
-        from handlers import japanese_note
+        from bot import japanese_note
 
         body = japanese_note.with_note(body, session, run.municipality, language,
                                        japanese_note.untranslated(run.kinds, language))

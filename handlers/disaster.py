@@ -24,7 +24,7 @@ from disaster.hazards import ASKED_ORDER, UNKNOWN, is_hazard, label
 from disaster.models import KIND_LABELS
 from faq.directory import current_directory
 from faq.service import main_contact
-from handlers import japanese_note
+from bot import japanese_note
 from handlers.context import EventContext
 from handlers.replies import postback_button, text
 from kpi.models import UsageEvent

@@ -16,7 +16,7 @@ from typing import Any
 from bot.i18n import command_msgid
 from garbage import service, texts
 from garbage.lookup import Match
-from handlers import japanese_note
+from bot import japanese_note
 from handlers.context import EventContext
 from handlers.replies import message_button, postback_button, text
 from kpi.service import record_usage

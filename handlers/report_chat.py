@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from bot.geo import valid_coordinates
 from bot.i18n import N_
 from bot.line import LineError, LineGateway
-from handlers import japanese_note
+from bot import japanese_note
 from handlers.context import EventContext
 from handlers.replies import postback_button, text
 from kpi.service import record_usage

@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from bot.i18n import N_, Translator
-from handlers import japanese_note
+from bot import japanese_note
 from handlers.context import EventContext
 from handlers.replies import postback_button, text
 from surveys import service

