@@ -13,7 +13,7 @@ import threading
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -117,6 +117,9 @@ class Params:
     # The sentence-embedding model: "use" (USE v3, the Japanese index) or "e5" (multilingual-e5-small,
     # the translation index of faq/multilingual.py, whose own Params set its floor).
     embed_model: Literal["use", "e5"] = "use"
+    # The decision model's answer threshold for this index (None: the one fitted with the model);
+    # the translation index chooses its own on the tuning sets (faq/multilingual.py).
+    answer_threshold: float | None = None
     # "mean": one centroid per entry. Measured as good as the best single phrasing ("max")
     # on the dev and extra questions, at a tenth of the memory and time.
     embed_pool: Literal["max", "mean"] = "mean"
@@ -746,7 +749,10 @@ class MatcherIndex:
     @property
     def decision_model(self) -> DecisionModel | None:
         """The calibrated decision for this index's mode, or None (then thresholds decide)."""
-        return load_model("embed" if self.embeddings is not None else "lexical")
+        model = load_model("embed" if self.embeddings is not None else "lexical")
+        if model is None or self.params.answer_threshold is None:
+            return model
+        return replace(model, answer_threshold=self.params.answer_threshold)
 
     def signals(self, text: str) -> tuple[Signals | None, tuple[Candidate, ...], bool]:
         """What the decision looks at for a question, the top candidates, and whether a rule

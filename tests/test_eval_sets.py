@@ -72,9 +72,27 @@ def normalized(question: str) -> str:
     return "".join(ch for ch in text if ch.isalnum())
 
 
+OFFTOPIC = "tune-offtopic"  # questions that must not be answered, for the translation index's threshold
+OFFTOPIC_LANGUAGES = ("en", "pt", "vi", "zh", "fil")
+
+
 def test_there_is_a_tuning_and_a_held_out_file_for_every_language_and_nothing_else() -> None:
     expected = {path(part, lang).name for part in MINIMUM for lang in LANGUAGES}
+    expected |= {path(OFFTOPIC, lang).name for lang in OFFTOPIC_LANGUAGES}
     assert {p.name for p in EVAL.glob("*.tsv")} == expected
+
+
+@pytest.mark.parametrize("lang", OFFTOPIC_LANGUAGES)
+def test_the_off_topic_tuning_sets_are_unanswerable_new_and_in_their_language(lang: str) -> None:
+    from bot.i18n import detect_language
+
+    questions = rows(OFFTOPIC, lang)
+    assert len(questions) >= 20 and all(e == "-" for _, e in questions)
+    assert parse_eval_tsv(path(OFFTOPIC, lang).read_text(encoding="utf-8"))
+    elsewhere = {normalized(q) for other in LANGUAGES for part in MINIMUM for q, _ in rows(part, other)}
+    keys = [normalized(q) for q, _ in questions]
+    assert not set(keys) & elsewhere and len(set(keys)) == len(keys)
+    assert share([q for q, _ in questions], lambda q: detect_language(q) == lang) >= 0.9
 
 
 @pytest.mark.parametrize("part", sorted(MINIMUM))
