@@ -117,9 +117,6 @@ class Params:
     # The sentence-embedding model: "use" (USE v3, the Japanese index) or "e5" (multilingual-e5-small,
     # the translation index of faq/multilingual.py, whose own Params set its floor).
     embed_model: Literal["use", "e5"] = "use"
-    # The decision model's answer threshold for this index (None: the one fitted with the model);
-    # the translation index chooses its own on the tuning sets (faq/multilingual.py).
-    answer_threshold: float | None = None
     # "mean": one centroid per entry. Measured as good as the best single phrasing ("max")
     # on the dev and extra questions, at a tenth of the memory and time.
     embed_pool: Literal["max", "mean"] = "mean"
@@ -749,10 +746,7 @@ class MatcherIndex:
     @property
     def decision_model(self) -> DecisionModel | None:
         """The calibrated decision for this index's mode, or None (then thresholds decide)."""
-        model = load_model("embed" if self.embeddings is not None else "lexical")
-        if model is None or self.params.answer_threshold is None:
-            return model
-        return replace(model, answer_threshold=self.params.answer_threshold)
+        return load_model("embed" if self.embeddings is not None else "lexical")
 
     def signals(self, text: str) -> tuple[Signals | None, tuple[Candidate, ...], bool]:
         """What the decision looks at for a question, the top candidates, and whether a rule
@@ -809,11 +803,12 @@ class MatcherIndex:
             imported=float(len(self.phrase_texts[i1]) <= FEW_PHRASINGS),
         )
 
-    def match(self, text: str, thresholds: Thresholds | None = None) -> Decision:
+    def match(self, text: str, thresholds: Thresholds | None = None, answer_threshold: float | None = None) -> Decision:
         """Decide answer / clarify / unknown for one question.
 
         With no thresholds given, the calibrated decision model (faq/decision.py) decides from
-        the signals; explicit thresholds (settings, tests, sweeps) use the score rule."""
+        the signals, with `answer_threshold` in place of its own when given (the translation
+        index's per language); explicit thresholds (settings, tests, sweeps) use the score rule."""
         q = self._prepare(text)
         fused, order, feats = self._score_all(q)
         cands = tuple(Candidate(self.ids[i], round(float(fused[i]), 4)) for i in order[:3] if fused[i] > 0)
@@ -822,6 +817,8 @@ class MatcherIndex:
         s1 = cands[0].score
         answerable = self._answerable(text, q)
         model = self.decision_model if thresholds is None else None
+        if model is not None and answer_threshold is not None:
+            model = replace(model, answer_threshold=answer_threshold)
         if model is not None:
             kind, confidence = model.decide(self._signals(q, fused, order, feats))
             if kind == "answer" and not answerable:

@@ -125,3 +125,20 @@ def test_a_translated_clarify_offers_the_japanese_index_candidates_too() -> None
     answered = Decision("answer", "moving", 0.8, (Candidate("moving", 0.8),))
     assert combine(answered, lambda: japanese) is answered
     assert combine(Decision("unknown", None, 0.1, ()), lambda: japanese) is japanese
+
+
+def test_each_foreign_language_answers_at_its_own_threshold(make_app, monkeypatch) -> None:
+    """A question the translation index answers in English is only offered as 「もしかして」 once
+    English's answer threshold is above its confidence; the other languages keep theirs."""
+    app = joso_app(make_app)
+    config = dict(app.config)
+    english = "how can I get my juminhyo at the convenience store"
+    with get_db(app).session() as s:
+        assert multilingual.question_language(english, config) == "en"
+        before = service.decide(s, "joso", english, config)
+        assert before.kind == "answer" and before.entry_id == "konbini-certificates"
+        assert before.score < 1.0
+        monkeypatch.setitem(multilingual.ANSWER_THRESHOLDS, "en", 1.0)
+        after = service.decide(s, "joso", english, config)
+    assert after.kind == "clarify" and after.candidates[0].entry_id == "konbini-certificates"
+    assert set(multilingual.ANSWER_THRESHOLDS) == set(multilingual.FOREIGN)
