@@ -213,10 +213,14 @@ def question_language(text: str, config: Mapping[str, Any]) -> str | None:
 
 
 def match(session: Session, municipality: str, text: str, config: Mapping[str, Any],
-          japanese: Callable[[], Decision]) -> Decision:
+          japanese: Callable[[], Decision], language_hint: str | None = None) -> Decision:
     """The decision for a resident's question: foreign ones also against the translation index,
-    やさしい日本語 ones also against the やさしい日本語 index (decide)."""
+    やさしい日本語 ones also against the やさしい日本語 index (decide). When the text's language is
+    unclear (Vietnamese typed without its marks, two words), `language_hint` (the language the
+    resident chose) is taken if the city offers it."""
     language = question_language(text, config)
+    if language is None and language_hint in city_languages(config):
+        language = language_hint
     if language in EASY:
         return decide(None, text, language, japanese, easy=EASY_INDEXES.get(session, municipality))
     if language not in FOREIGN:

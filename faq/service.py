@@ -347,14 +347,16 @@ def prefer_category(decision: Decision, by_id: dict[str, KBEntry], category: str
     return Decision(decision.kind, entry_id, decision.score, ordered)
 
 
-def prepare_answer(session: Session, text: str, config: dict[str, Any]) -> PreparedAnswer:
-    """Small-talk detection and matching (read-only), with the category preference applied."""
+def prepare_answer(session: Session, text: str, config: dict[str, Any], language_hint: str | None = None) -> PreparedAnswer:
+    """Small-talk detection and matching (read-only), with the category preference applied;
+    `language_hint` (the resident's chosen language) counts when the text's language is unclear."""
     kind = _smalltalk(text)
     if kind is not None:
         return PreparedAnswer(text, kind, None, {})
     index, by_id = INDEXES.get(session, config["MUNICIPALITY"])
     decision = multilingual.match(session, config["MUNICIPALITY"], text, config,  # a foreign question: translations too
-                                  lambda: index.match(text, thresholds_from(config, index.default_thresholds)))
+                                  lambda: index.match(text, thresholds_from(config, index.default_thresholds)),
+                                  language_hint)
     preferred = _category_preference(session, config) if _category_preference is not None else None
     if preferred:
         decision = prefer_category(decision, by_id, preferred)

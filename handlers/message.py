@@ -19,6 +19,7 @@ from handlers.faq_replies import faq_reply_messages
 from handlers.replies import MAX_QUICK_REPLY_ITEMS, postback_button, text
 from kpi.models import UsageEvent
 from kpi.service import record_usage
+from segments.service import get_resident
 
 log = logging.getLogger(__name__)
 NOT_TEXT_HINT = N_("スタンプや画像ありがとうございます。ご質問は文章で送ってください。「メニュー」で分類から探すこともできます。")
@@ -41,7 +42,7 @@ def _offer_language(ctx: EventContext, resident_id: int | None, language: str) -
         return []
     record_usage(ctx.session, LANGUAGE_OFFERED, resident_id)
     name = LANGUAGES[language]
-    label = f"{name} で受け取りますか？"
+    label = ctx.t.label("{language}で受け取る", language=name)  # in the language written, as the question
     return [text(ctx.t("これからのメッセージを{language}で受け取りますか？", language=name),
                  [postback_button(label, {"a": "lang", "l": language}, name)])]
 
@@ -70,7 +71,14 @@ def prepare_message(event: dict[str, Any], session: Session, config: dict[str, A
     question = _question_to_match(event, config)
     if question is None or clarify_choice.is_choice(event, question, session, config):
         return None
-    return prepare_answer(session, question, config)
+    return prepare_answer(session, question, config, _chosen_language(event, session))
+
+
+def _chosen_language(event: dict[str, Any], session: Session) -> str | None:
+    """The language the sender chose (stored with consent), for a question whose own is unclear."""
+    user_id = (event.get("source") or {}).get("userId")
+    resident = get_resident(session, user_id) if isinstance(user_id, str) else None
+    return resident.language if resident is not None else None
 
 
 def prime_messages(events: list[dict[str, Any]], session: Session, config: dict[str, Any]) -> None:
@@ -135,7 +143,7 @@ def handle_message(ctx: EventContext) -> None:
         return
     if garbage_chat.handle_text(ctx, resident_id, question):  # 「電池は何ごみ？」, 「次のごみの日」 (before the FAQ)
         return
-    detected = detect_language(question, ctx.languages)
+    detected = detect_language(question, ctx.languages) or (resident.language if resident is not None else None)
     offer: list[dict[str, Any]] = []
     if resident is not None and resident.language is None and detected not in (None, "ja"):
         ctx.language_override = detected  # answered in the language written; offered to keep it
