@@ -42,10 +42,9 @@ FOREIGN = ("en", "pt", "vi", "zh", "fil")
 EASY = ("ja-easy",)  # the やさしい日本語 index's one language
 
 # Decision rule of the translation index: None = the calibrated decision model (faq/decision.py), as
-# for the Japanese index. Chosen on faq/eval/tune-<lang>.tsv only (never the held-out sets): against
-# score thresholds answer/clarify/margin of 0.55/0.30/0.05, 0.40/0.20/0.05, 0.35/0.20/0.05,
-# 0.30/0.15/0.03 it answered the most tuning questions rightly in one step in every language with
-# no off-topic question answered (docs/benchmarks.md, 「外国語の質問」).
+# for the Japanese index, with the answer threshold of the question's language (ANSWER_THRESHOLDS).
+# Chosen on faq/eval/tune-<lang>.tsv only (never the held-out sets) against score thresholds
+# answer/clarify/margin (docs/benchmarks.md, 「外国語の質問」).
 THRESHOLDS: Thresholds | None = None
 
 # Ranking of the translation index: multilingual-e5-small (faq.embed.E5Embedder) instead of USE v3,
