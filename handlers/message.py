@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.i18n import LANGUAGES, N_, command_msgid, detect_language
+from bot.i18n import LANGUAGES, N_, city_languages, command_msgid, detect_language
 from bot.staff_link import link_from_message
 from faq.service import answer_question, prepare_answer, prime_questions
 from faq.translations import localize_reply
@@ -71,11 +71,14 @@ def prepare_message(event: dict[str, Any], session: Session, config: dict[str, A
     question = _question_to_match(event, config)
     if question is None or clarify_choice.is_choice(event, question, session, config):
         return None
-    return prepare_answer(session, question, config, _chosen_language(event, session))
+    return prepare_answer(session, question, config, _chosen_language(event, question, session, config))
 
 
-def _chosen_language(event: dict[str, Any], session: Session) -> str | None:
-    """The language the sender chose (stored with consent), for a question whose own is unclear."""
+def _chosen_language(event: dict[str, Any], question: str, session: Session, config: dict[str, Any]) -> str | None:
+    """The language the sender chose (stored with consent), for a question whose own is unclear;
+    None without a look-up when the question's language is clear (most messages)."""
+    if detect_language(question, city_languages(config)) is not None:
+        return None
     user_id = (event.get("source") or {}).get("userId")
     resident = get_resident(session, user_id) if isinstance(user_id, str) else None
     return resident.language if resident is not None else None
