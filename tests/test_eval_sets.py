@@ -19,7 +19,10 @@ from tests.conftest import SHARED
 
 EVAL = Path(__file__).resolve().parent.parent / "faq" / "eval"
 LANGUAGES = ("ja-easy", "en", "pt", "vi", "zh", "fil")
-MINIMUM = {"tune": 20, "heldout": 40}
+# The first pair (tune, heldout) and a second pair written later from the topic list alone, before
+# the matcher was run on it (tune2, heldout2): the first held-out set had been looked at too often.
+MINIMUM = {"tune": 20, "heldout": 40, "tune2": 40, "heldout2": 50}
+PAIRS = (("tune", "heldout"), ("tune2", "heldout2"))
 
 KANA = re.compile(r"[\u3041-\u309f\u30a0-\u30ff]")
 HIRAGANA = re.compile(r"[\u3041-\u309f]")
@@ -118,11 +121,9 @@ def test_about_one_question_in_seven_should_not_be_answered(part: str, lang: str
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_tuning_and_held_out_share_no_question_and_repeat_none(lang: str) -> None:
-    tune = [normalized(q) for q, _ in rows("tune", lang)]
-    heldout = [normalized(q) for q, _ in rows("heldout", lang)]
-    assert not set(tune) & set(heldout)
-    repeated = [q for q, n in Counter(tune + heldout).items() if n > 1]
+def test_no_question_is_in_two_files_of_a_language(lang: str) -> None:
+    every = [normalized(q) for part in MINIMUM for q, _ in rows(part, lang)]
+    repeated = [q for q, n in Counter(every).items() if n > 1]
     assert not repeated
 
 
@@ -136,10 +137,11 @@ def test_no_question_is_in_two_languages_files() -> None:
                 seen[key] = lang
 
 
+@pytest.mark.parametrize("pair", PAIRS)
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_each_language_covers_many_topics_and_the_held_out_set_most_of_them(lang: str) -> None:
-    tune = Counter(i for _, e in rows("tune", lang) for i in ids_of(e))
-    heldout = Counter(i for _, e in rows("heldout", lang) for i in ids_of(e))
+def test_each_language_covers_many_topics_and_the_held_out_set_most_of_them(lang: str, pair: tuple[str, str]) -> None:
+    tune = Counter(i for _, e in rows(pair[0], lang) for i in ids_of(e))
+    heldout = Counter(i for _, e in rows(pair[1], lang) for i in ids_of(e))
     assert len(tune | heldout) >= 25
     assert len(heldout) >= 20
     # What foreign residents ask most is in both halves.
