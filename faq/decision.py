@@ -88,10 +88,12 @@ class DecisionModel:
     score_floor: float = 0.0
     score_floor_imported: float = 0.0
 
-    def decide(self, signals: Signals) -> tuple[Literal["answer", "clarify", "unknown"], float]:
-        """The decision and its confidence (probability the best entry is right)."""
+    def decide(self, signals: Signals, p_answer: float | None = None) -> tuple[Literal["answer", "clarify", "unknown"], float]:
+        """The decision and its confidence (probability the best entry is right); `p_answer`, when
+        given, is another answer head's probability (the foreign questions' model) in place of ours."""
         x = signals.vector()
-        p_answer = self.answer.prob(x)
+        if p_answer is None:
+            p_answer = self.answer.prob(x)
         if signals.score < (self.score_floor_imported if signals.imported else self.score_floor):
             return "unknown", p_answer
         threshold = self.answer_threshold
@@ -102,6 +104,56 @@ class DecisionModel:
         if self.offer.prob(x) >= self.offer_threshold:
             return "clarify", p_answer
         return "unknown", p_answer
+
+
+# A question in a foreign language is ranked by the translation index (faq/multilingual.py) and by the
+# Japanese index too: whether the two put the same entry first, and how sure the Japanese index is.
+CROSS_FEATURES = ("ja_agree", "ja_confidence")
+FOREIGN_FEATURES = (*FEATURES, *CROSS_FEATURES)
+FOREIGN_MODEL_PATH = Path(__file__).resolve().parent / "foreign-decision-model.json"
+
+
+def foreign_vector(signals: Signals, ja_agree: bool, ja_confidence: float) -> np.ndarray:
+    """The signals in FOREIGN_FEATURES order."""
+    return np.concatenate([signals.vector(), np.array([float(ja_agree), float(ja_confidence)])])
+
+
+@dataclass(frozen=True)
+class ForeignModel:
+    """The answer head for questions in foreign languages, fitted on foreign questions
+    (bench/fit-foreign-decision); the offer head stays the Japanese one."""
+
+    answer: Logistic
+    answer_thresholds: dict[str, float]  # per language: how much a question's words tell differs
+
+    def threshold(self, language: str) -> float:
+        """The answer threshold of a language (the strictest one for a language not fitted)."""
+        return self.answer_thresholds.get(language, max(self.answer_thresholds.values(), default=1.0))
+
+    def prob(self, signals: Signals, ja_agree: bool, ja_confidence: float) -> float:
+        """The probability that the translation index's best entry is right."""
+        return self.answer.prob(foreign_vector(signals, ja_agree, ja_confidence))
+
+
+@functools.lru_cache(maxsize=2)
+def load_foreign_model(path: Path = FOREIGN_MODEL_PATH) -> ForeignModel | None:
+    """The shipped foreign answer head; None if absent or fitted for other signals."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if tuple(data.get("features", ())) != FOREIGN_FEATURES:
+        return None
+    h = data["answer"]
+    return ForeignModel(Logistic(float(h["bias"]), tuple(h["weights"]), tuple(h["mean"]), tuple(h["scale"])),
+                        {str(k): float(v) for k, v in data["answer_thresholds"].items()})
+
+
+def foreign_model_json(model: ForeignModel, note: dict[str, object]) -> str:
+    """The foreign answer head's coefficients file."""
+    out = {"note": note, "features": list(FOREIGN_FEATURES), "answer": asdict(model.answer),
+           "answer_thresholds": model.answer_thresholds}
+    return json.dumps(out, ensure_ascii=False, indent=1) + "\n"
 
 
 def _sigmoid(z: float) -> float:

@@ -12,7 +12,7 @@ import re
 import threading
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol
@@ -803,12 +803,15 @@ class MatcherIndex:
             imported=float(len(self.phrase_texts[i1]) <= FEW_PHRASINGS),
         )
 
-    def match(self, text: str, thresholds: Thresholds | None = None, answer_threshold: float | None = None) -> Decision:
+    def match(self, text: str, thresholds: Thresholds | None = None, answer_threshold: float | None = None,
+              answer_head: Callable[[Signals, Candidate], float] | None = None) -> Decision:
         """Decide answer / clarify / unknown for one question.
 
         With no thresholds given, the calibrated decision model (faq/decision.py) decides from
-        the signals, with `answer_threshold` in place of its own when given (the translation
-        index's per language); explicit thresholds (settings, tests, sweeps) use the score rule."""
+        the signals; `answer_head` (signals, best candidate -> probability that it is right) and
+        `answer_threshold`, when given, take the place of its answer head and threshold (the
+        translation index's model for foreign questions); explicit thresholds (settings, tests,
+        sweeps) use the score rule."""
         q = self._prepare(text)
         fused, order, feats = self._score_all(q)
         cands = tuple(Candidate(self.ids[i], round(float(fused[i]), 4)) for i in order[:3] if fused[i] > 0)
@@ -820,7 +823,8 @@ class MatcherIndex:
         if model is not None and answer_threshold is not None:
             model = replace(model, answer_threshold=answer_threshold)
         if model is not None:
-            kind, confidence = model.decide(self._signals(q, fused, order, feats))
+            signals = self._signals(q, fused, order, feats)
+            kind, confidence = model.decide(signals, answer_head(signals, cands[0]) if answer_head else None)
             if kind == "answer" and not answerable:
                 kind = "clarify"
             return Decision(kind, cands[0].entry_id if kind == "answer" else None,

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 from bot.i18n import city_languages, detect_language
 from faq import importer
 from faq.freshness import StampedCache
+from faq.decision import Signals, load_foreign_model
 from faq.matcher import Candidate, Decision, MatcherIndex, Params, Thresholds
 from faq.models import FaqEntry, FaqTranslation
 
@@ -41,10 +42,10 @@ log = logging.getLogger(__name__)
 FOREIGN = ("en", "pt", "vi", "zh", "fil")
 EASY = ("ja-easy",)  # the やさしい日本語 index's one language
 
-# Decision rule of the translation index: None = the calibrated decision model (faq/decision.py), as
-# for the Japanese index, with the answer threshold of the question's language (ANSWER_THRESHOLDS).
-# Chosen on faq/eval/tune-<lang>.tsv only (never the held-out sets) against score thresholds
-# answer/clarify/margin (docs/benchmarks.md, 「外国語の質問」).
+# Decision rule of the translation index: None = the calibrated decision (faq/decision.py), whose
+# answer head for foreign questions is the foreign model (FOREIGN_MODEL_PATH, fitted by
+# bench/fit-foreign-decision on the tuning sets faq/eval/tune-*, tune2-*, tune-offtopic-*); its offer
+# head («もしかして» or not) is the Japanese one's.
 THRESHOLDS: Thresholds | None = None
 
 # Ranking of the translation index: multilingual-e5-small (faq.embed.E5Embedder) instead of USE v3,
@@ -53,14 +54,6 @@ THRESHOLDS: Thresholds | None = None
 # unrelated sentences sit near 0.8, hence the floor. Chosen on faq/eval/tune-<lang>.tsv only
 # (docs/benchmarks.md, 「外国語の質問」): one step 78.1% (USE, mean) -> 87.6% (e5, max, 0.80).
 PARAMS = Params(embed_model="e5", embed_pool="max", embed_floor=0.80)
-# The decision model was fitted on Japanese questions, and how much a question's words tell differs
-# by language (Vietnamese syllables, Chinese read by a Japanese tokenizer), so each language has its
-# own answer threshold: of 0.8875 (the Japanese one), 0.90, 0.92 … 0.99, 0.995, the lowest that
-# answers at most 5% of that language's tuning questions that must not be answered
-# (faq/eval/tune-<lang>.tsv and tune-offtopic-<lang>.tsv, 24 questions × four cities). On the tuning
-# sets: one step 89.8% with every language at <= 5% off-topic answered; one threshold of 0.98 for all
-# gave 85.2% with Portuguese at 12.5%, the Japanese threshold 93.6% with 9.2% (Vietnamese 24%).
-ANSWER_THRESHOLDS = {"en": 0.90, "pt": 0.995, "vi": 0.98, "zh": 0.8875, "fil": 0.8875}
 # The やさしい日本語 index ranks Japanese: the Japanese index's model and parameters. On
 # faq/eval/tune-ja-easy.tsv, asking it when the Japanese index does not answer raised one step from
 # 57 to 64 of 84 with no off-topic question answered (docs/benchmarks.md, 「外国語の質問」).
@@ -141,7 +134,16 @@ def decide(index: MatcherIndex | None, text: str, language: str | None, japanese
         return own if own.kind == "answer" else decision
     if language not in FOREIGN or index is None:
         return japanese()
-    return combine(index.match(text, thresholds, ANSWER_THRESHOLDS.get(language or "")), japanese)
+    ja = japanese()
+    foreign = load_foreign_model() if index.embeddings is not None else None
+    if foreign is None:  # no fitted foreign model (or no embeddings): the Japanese decision model alone
+        return combine(index.match(text, thresholds), lambda: ja)
+
+    def head(signals: Signals, best: Candidate) -> float:
+        agree = bool(ja.candidates) and ja.candidates[0].entry_id == best.entry_id
+        return foreign.prob(signals, agree, ja.score)
+
+    return combine(index.match(text, thresholds, foreign.threshold(language or ""), head), lambda: ja)
 
 
 # --- per city, from the database -----------------------------------------------------------------

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faq.decision import FEATURES, MODEL_PATH, DecisionModel, Signals, fit_logistic, load_model, pick_threshold
+from faq.decision import (FEATURES, FOREIGN_FEATURES, FOREIGN_MODEL_PATH, MODEL_PATH, DecisionModel, ForeignModel, Signals,
+                          fit_logistic, load_foreign_model, load_model, pick_threshold)
 from faq.kb import city_places, load_kb
 from faq.matcher import MatcherIndex, Thresholds
 from faq.normalize import strip_filler
@@ -123,6 +124,37 @@ def test_confidence_grows_with_the_margin_over_the_runner_up() -> None:
     assert model is not None
     probs = [model.decide(_signals(margin=m, word_margin=m))[1] for m in (0.0, 0.1, 0.2, 0.4)]
     assert probs == sorted(probs) and probs[-1] > probs[0]
+
+
+def test_the_shipped_foreign_model_was_fitted_on_tuning_questions_for_these_signals(tmp_path: Path) -> None:
+    """faq/foreign-decision-model.json: fitted on the tuning sets only, one threshold per foreign
+    language; a file for other signals, or none, is refused (then the Japanese model decides)."""
+    data = json.loads(FOREIGN_MODEL_PATH.read_text(encoding="utf-8"))
+    assert data["note"]["fitted_on"] and all("/tune" in f for f in data["note"]["fitted_on"])
+    assert not any("heldout" in f for f in data["note"]["fitted_on"])
+    model = load_foreign_model()
+    assert isinstance(model, ForeignModel) and len(model.answer.weights) == len(FOREIGN_FEATURES)
+    assert set(model.answer_thresholds) == {"en", "pt", "vi", "zh", "fil"}
+    assert all(0.5 <= t < 1.0 for t in model.answer_thresholds.values())
+    assert model.threshold("xx") == max(model.answer_thresholds.values())  # unknown language: the strictest
+    data["features"] = list(FEATURES)
+    other = tmp_path / "foreign.json"
+    other.write_text(json.dumps(data), encoding="utf-8")
+    assert load_foreign_model(other) is None
+    assert load_foreign_model(tmp_path / "missing.json") is None
+
+
+def test_the_japanese_index_agreeing_makes_a_foreign_answer_surer() -> None:
+    """The same translation-index signals are more likely right when the Japanese index puts the
+    same entry first, and another answer head's probability replaces the model's own."""
+    model = load_foreign_model()
+    assert model is not None
+    signals = _signals(score=0.6, margin=0.05, embed=0.6, embed_margin=0.02)
+    assert model.prob(signals, True, 0.9) > model.prob(signals, False, 0.9)
+    japanese = load_model("embed")
+    assert japanese is not None
+    assert japanese.decide(signals, p_answer=1.0)[0] == "answer"
+    assert japanese.decide(signals, p_answer=0.0)[0] in ("clarify", "unknown")
 
 
 def test_explicit_thresholds_still_decide_by_score(index: MatcherIndex) -> None:

@@ -5,6 +5,8 @@ base and translations loaded by `faq load`. The questions are written here, not 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sqlalchemy import select
 
 from bot.db import get_db
@@ -127,18 +129,26 @@ def test_a_translated_clarify_offers_the_japanese_index_candidates_too() -> None
     assert combine(Decision("unknown", None, 0.1, ()), lambda: japanese) is japanese
 
 
-def test_each_foreign_language_answers_at_its_own_threshold(make_app, monkeypatch) -> None:
-    """A question the translation index answers in English is only offered as 「もしかして」 once
-    English's answer threshold is above its confidence; the other languages keep theirs."""
+def test_each_foreign_language_answers_at_its_own_threshold_of_the_foreign_model(make_app, monkeypatch) -> None:
+    """The foreign questions' answer head (faq/foreign-decision-model.json) decides: an English question
+    it answers is only offered as 「もしかして」 once English's threshold is above its confidence, and
+    a Portuguese question is still answered at Portuguese's."""
+    from faq import decision
+
     app = joso_app(make_app)
     config = dict(app.config)
     english = "how can I get my juminhyo at the convenience store"
+    portuguese = "como tirar o juminhyo na loja de conveniência"
+    shipped = decision.load_foreign_model()
+    assert shipped is not None and set(shipped.answer_thresholds) == set(multilingual.FOREIGN)
     with get_db(app).session() as s:
         assert multilingual.question_language(english, config) == "en"
         before = service.decide(s, "joso", english, config)
         assert before.kind == "answer" and before.entry_id == "konbini-certificates"
-        assert before.score < 1.0
-        monkeypatch.setitem(multilingual.ANSWER_THRESHOLDS, "en", 1.0)
+        assert shipped.threshold("en") <= before.score < 1.0
+        stricter = replace(shipped, answer_thresholds={**shipped.answer_thresholds, "en": 1.0})
+        monkeypatch.setattr(multilingual, "load_foreign_model", lambda: stricter)
         after = service.decide(s, "joso", english, config)
+        other = service.decide(s, "joso", portuguese, config)
     assert after.kind == "clarify" and after.candidates[0].entry_id == "konbini-certificates"
-    assert set(multilingual.ANSWER_THRESHOLDS) == set(multilingual.FOREIGN)
+    assert other.kind == "answer" and other.entry_id == "konbini-certificates"
