@@ -21,7 +21,9 @@ EVAL = Path(__file__).resolve().parent.parent / "faq" / "eval"
 LANGUAGES = ("ja-easy", "en", "pt", "vi", "zh", "fil")
 # The first pair (tune, heldout) and a second pair written later from the topic list alone, before
 # the matcher was run on it (tune2, heldout2): the first held-out set had been looked at too often.
-MINIMUM = {"tune": 20, "heldout": 40, "tune2": 40, "heldout2": 50}
+# A third held-out set (heldout3, not for ja-easy) was written before the out-of-scope matters of
+# faq/kb/out-of-scope/ were added, once the second had been looked at.
+MINIMUM = {"tune": 20, "heldout": 40, "tune2": 40, "heldout2": 50, "heldout3": 50}
 PAIRS = (("tune", "heldout"), ("tune2", "heldout2"))
 
 KANA = re.compile(r"[\u3041-\u309f\u30a0-\u30ff]")
@@ -77,10 +79,12 @@ def normalized(question: str) -> str:
 
 OFFTOPIC = "tune-offtopic"  # questions that must not be answered, for the translation index's threshold
 OFFTOPIC_LANGUAGES = ("en", "pt", "vi", "zh", "fil")
+PART_LANGUAGES = {**{part: LANGUAGES for part in MINIMUM}, "heldout3": OFFTOPIC_LANGUAGES}
+FILES = [(part, lang) for part in MINIMUM for lang in PART_LANGUAGES[part]]
 
 
 def test_there_is_a_tuning_and_a_held_out_file_for_every_language_and_nothing_else() -> None:
-    expected = {path(part, lang).name for part in MINIMUM for lang in LANGUAGES}
+    expected = {path(part, lang).name for part, lang in FILES}
     expected |= {path(OFFTOPIC, lang).name for lang in OFFTOPIC_LANGUAGES}
     assert {p.name for p in EVAL.glob("*.tsv")} == expected
 
@@ -92,14 +96,13 @@ def test_the_off_topic_tuning_sets_are_unanswerable_new_and_in_their_language(la
     questions = rows(OFFTOPIC, lang)
     assert len(questions) >= 20 and all(e == "-" for _, e in questions)
     assert parse_eval_tsv(path(OFFTOPIC, lang).read_text(encoding="utf-8"))
-    elsewhere = {normalized(q) for other in LANGUAGES for part in MINIMUM for q, _ in rows(part, other)}
+    elsewhere = {normalized(q) for part, other in FILES for q, _ in rows(part, other)}
     keys = [normalized(q) for q, _ in questions]
     assert not set(keys) & elsewhere and len(set(keys)) == len(keys)
     assert share([q for q, _ in questions], lambda q: detect_language(q) == lang) >= 0.9
 
 
-@pytest.mark.parametrize("part", sorted(MINIMUM))
-@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize(("part", "lang"), FILES)
 def test_each_file_parses_names_real_topics_and_is_big_enough(part: str, lang: str) -> None:
     body = rows(part, lang)
     topics = topic_ids()
@@ -112,8 +115,7 @@ def test_each_file_parses_names_real_topics_and_is_big_enough(part: str, lang: s
     assert [(c.question, c.expected) for c in cases] == [(q, frozenset(ids_of(e))) for q, e in body]
 
 
-@pytest.mark.parametrize("part", sorted(MINIMUM))
-@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize(("part", "lang"), FILES)
 def test_about_one_question_in_seven_should_not_be_answered(part: str, lang: str) -> None:
     body = rows(part, lang)
     off = sum(1 for _, e in body if e == "-")
@@ -122,19 +124,18 @@ def test_about_one_question_in_seven_should_not_be_answered(part: str, lang: str
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_no_question_is_in_two_files_of_a_language(lang: str) -> None:
-    every = [normalized(q) for part in MINIMUM for q, _ in rows(part, lang)]
+    every = [normalized(q) for part in MINIMUM if lang in PART_LANGUAGES[part] for q, _ in rows(part, lang)]
     repeated = [q for q, n in Counter(every).items() if n > 1]
     assert not repeated
 
 
 def test_no_question_is_in_two_languages_files() -> None:
     seen: dict[str, str] = {}
-    for lang in LANGUAGES:
-        for part in MINIMUM:
-            for question, _ in rows(part, lang):
-                key = normalized(question)
-                assert key not in seen or seen[key] == lang, f"{question!r} in {seen[key]} and {lang}"
-                seen[key] = lang
+    for part, lang in FILES:
+        for question, _ in rows(part, lang):
+            key = normalized(question)
+            assert key not in seen or seen[key] == lang, f"{question!r} in {seen[key]} and {lang}"
+            seen[key] = lang
 
 
 @pytest.mark.parametrize("pair", PAIRS)
@@ -150,6 +151,15 @@ def test_each_language_covers_many_topics_and_the_held_out_set_most_of_them(lang
     assert max(heldout.values()) <= 0.1 * sum(heldout.values()) + 2  # no topic dominates
 
 
+@pytest.mark.parametrize("lang", PART_LANGUAGES["heldout3"])
+def test_the_third_held_out_sets_cover_many_topics_too(lang: str) -> None:
+    heldout = Counter(i for _, e in rows("heldout3", lang) for i in ids_of(e))
+    assert len(heldout) >= 20
+    for topic in ("moving", "garbage", "foreign-residents", "evacuation-shelter", "tax-payment", "vaccination"):
+        assert heldout[topic], topic
+    assert max(heldout.values()) <= 0.1 * sum(heldout.values()) + 2
+
+
 def share(questions: list[str], test: Callable[[str], object]) -> float:
     """The share of questions for which test is true."""
     return sum(1 for q in questions if test(q)) / len(questions)
@@ -161,13 +171,14 @@ def words(question: str) -> set[str]:
 
 @pytest.mark.parametrize("part", sorted(MINIMUM))
 def test_the_script_fits_the_language(part: str) -> None:
-    qs = {lang: [q for q, _ in rows(part, lang)] for lang in LANGUAGES}
+    qs = {lang: [q for q, _ in rows(part, lang)] for lang in PART_LANGUAGES[part]}
 
     # やさしい日本語: kana in every row, words spaced, few kanji.
-    assert share(qs["ja-easy"], lambda q: KANA.search(q)) == 1
-    assert share(qs["ja-easy"], lambda q: " " in q) >= 0.8
-    kana = sum(len(KANA.findall(q)) for q in qs["ja-easy"])
-    han = sum(len(HAN.findall(q)) for q in qs["ja-easy"])
+    easy = qs.get("ja-easy", ["か な"])
+    assert share(easy, lambda q: KANA.search(q)) == 1
+    assert share(easy, lambda q: " " in q) >= 0.8
+    kana = sum(len(KANA.findall(q)) for q in easy)
+    han = sum(len(HAN.findall(q)) for q in easy)
     assert han <= 0.1 * (han + kana)
 
     # Chinese: Han characters in every row, never kana, simplified forms.
