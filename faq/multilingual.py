@@ -11,6 +11,12 @@ multilingual, so the Japanese index also ranks a foreign question): the translat
 decision is taken when it answers or asks 「もしかして」, else the Japanese index's. Japanese
 questions never reach the translation index.
 
+The translation index also holds the out-of-scope matters of faq/kb/out-of-scope/<lang>.yaml: how
+residents ask, in each foreign language, about what the city does not handle (visas and re-entry
+permits, driving licences, embassies, the national pension refund, employers, landlords, banks). A
+question whose best match is one of them is not answered and not offered an entry (「お答えできません」
+in the resident's language, logged as unanswered); they are never shown as candidates.
+
 A third index per city holds the やさしい日本語 translations (titles, questions and alternates as
 newcomers write them), with the Japanese index's model. A question detected as やさしい日本語 is
 decided by the Japanese index first; only when that does not answer directly does the やさしい日本語
@@ -19,12 +25,15 @@ index's direct answer take its place. A question the Japanese index answers is a
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
@@ -97,11 +106,69 @@ def translated_entries(translations: Iterable[Any], known_ids: Iterable[str] | N
     return entries
 
 
+OUT_OF_SCOPE_DIR = Path(__file__).resolve().parent / "kb" / "out-of-scope"
+OUT_OF_SCOPE = "out-of-scope:"  # id prefix of an out-of-scope matter in the translation index
+
+
+def is_out_of_scope(entry_id: str | None) -> bool:
+    """True for the id of an out-of-scope matter (never a city's entry)."""
+    return bool(entry_id) and str(entry_id).startswith(OUT_OF_SCOPE)
+
+
+@functools.lru_cache(maxsize=8)
+def out_of_scope_entries(languages: tuple[str, ...] = FOREIGN, directory: Path = OUT_OF_SCOPE_DIR) -> tuple[TranslatedEntry, ...]:
+    """One entry per out-of-scope matter, with its phrasings in `languages` (those with a file).
+    A file must be a list of {id, phrasings: [text, ...]}; anything else raises ValueError naming it."""
+    phrasings: dict[str, list[str]] = {}
+    for language in languages:
+        path = directory / f"{language}.yaml"
+        if not path.is_file():
+            continue
+        items = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(items, list):
+            raise ValueError(f"{path.name}: a list of {{id, phrasings}} is expected")
+        for n, item in enumerate(items, start=1):
+            if (not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]
+                    or not isinstance(item.get("phrasings"), list)
+                    or not all(isinstance(t, str) and t.strip() for t in item["phrasings"])):
+                raise ValueError(f"{path.name}: item {n} needs an id and a list of non-empty phrasings")
+            phrasings.setdefault(item["id"], []).extend(t.strip() for t in item["phrasings"])
+    entries = []
+    for matter, texts in sorted(phrasings.items()):
+        unique = list(dict.fromkeys(texts))
+        entries.append(TranslatedEntry(id=OUT_OF_SCOPE + matter, title=matter, question=unique[0],
+                                       alternates=tuple(unique[1:])))
+    return tuple(entries)
+
+
 def build_index(entries: Sequence[TranslatedEntry], languages: tuple[str, ...] = FOREIGN,
                 **build_args: Any) -> MatcherIndex | None:
-    """The translation index of `languages` (None when the city has no such translations)."""
+    """The translation index of `languages` (None when the city has no such translations), with the
+    out-of-scope matters of those languages beside the city's entries."""
     build_args.setdefault("params", EASY_PARAMS if languages == EASY else PARAMS)
-    return MatcherIndex.build(entries, **build_args) if entries else None
+    if not entries:
+        return None
+    return MatcherIndex.build([*entries, *out_of_scope_entries(languages)], **build_args)
+
+
+# An out-of-scope matter ranked first by at least this much over the best city entry is 「お答えできません」;
+# closer, the question also names a city procedure (a tax certificate for a visa renewal, an address
+# change on the residence card), so the city's entries are offered instead. Chosen on the tuning sets
+# (bench/fit-foreign-decision prints how many questions each way): at 0.05, 20 of 1,350 in-scope tuning
+# questions are refused and 332 of 382 must-not-answer ones that met a matter first; at 0, 39 and 382.
+OUT_OF_SCOPE_MARGIN = 0.05
+
+
+def outside(decision: Decision) -> Decision:
+    """A decision whose best match is an out-of-scope matter: 「お答えできません」 with nothing to
+    offer, or 「もしかして」 with the city's entries when one is nearly as close; otherwise the
+    decision without any out-of-scope candidate."""
+    kept = tuple(c for c in decision.candidates if not is_out_of_scope(c.entry_id))
+    if decision.candidates and is_out_of_scope(decision.candidates[0].entry_id):
+        if not kept or decision.candidates[0].score - kept[0].score >= OUT_OF_SCOPE_MARGIN:
+            return Decision("unknown", None, decision.score, ())
+        return Decision("clarify", None, decision.score, kept)
+    return decision if len(kept) == len(decision.candidates) else replace(decision, candidates=kept)
 
 
 def combine(translated: Decision | None, japanese: Callable[[], Decision]) -> Decision:
@@ -137,13 +204,21 @@ def decide(index: MatcherIndex | None, text: str, language: str | None, japanese
     ja = japanese()
     foreign = load_foreign_model() if index.embeddings is not None else None
     if foreign is None:  # no fitted foreign model (or no embeddings): the Japanese decision model alone
-        return combine(index.match(text, thresholds), lambda: ja)
+        return _with_out_of_scope(index.match(text, thresholds), ja)
 
     def head(signals: Signals, best: Candidate) -> float:
         agree = bool(ja.candidates) and ja.candidates[0].entry_id == best.entry_id
         return foreign.prob(signals, agree, ja.score)
 
-    return combine(index.match(text, thresholds, foreign.threshold(language or ""), head), lambda: ja)
+    return _with_out_of_scope(index.match(text, thresholds, foreign.threshold(language or ""), head), ja)
+
+
+def _with_out_of_scope(translated: Decision, ja: Decision) -> Decision:
+    """combine() after outside(); a question refused as out of scope is not the Japanese index's to answer."""
+    checked = outside(translated)
+    if checked.kind == "unknown" and translated.candidates and is_out_of_scope(translated.candidates[0].entry_id):
+        return checked
+    return combine(checked, lambda: ja)
 
 
 # --- per city, from the database -----------------------------------------------------------------
