@@ -40,7 +40,9 @@ def load() -> None:
         # time), so that the service's first foreign question does not wait for it.
         index = multilingual.TRANSLATION_INDEXES.get(session, _municipality())
     if index is not None:
-        click.echo(f"{_municipality()}: 外国語の質問の索引を準備しました（{len(index.ids)} 件）")
+        outside = sum(1 for i in index.ids if multilingual.is_out_of_scope(i))
+        click.echo(f"{_municipality()}: 外国語の質問の索引を準備しました（項目 {len(index.ids) - outside} 件、"
+                   f"市で扱わない事柄 {outside} 件）")
 
 
 def _load_repo(session: Session) -> LoadReport:

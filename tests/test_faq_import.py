@@ -26,6 +26,7 @@ def test_load_is_idempotent(app, runner) -> None:
     first = runner.invoke(args=["faq", "load"])
     assert first.exit_code == 0, first.output
     assert "追加 62 件" in first.output  # 65 topics less 3 that belong to other cities (faq/kb/FORMAT.md)
+    assert "外国語の質問の索引を準備しました（項目 62 件、市で扱わない事柄 9 件）" in first.output
     second = runner.invoke(args=["faq", "load"])
     assert "追加 0 件" in second.output and "変更なし 62 件" in second.output
     assert count(app) == 62
