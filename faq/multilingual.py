@@ -14,8 +14,9 @@ questions never reach the translation index.
 The translation index also holds the out-of-scope matters of faq/kb/out-of-scope/<lang>.yaml: how
 residents ask, in each foreign language, about what the city does not handle (visas and re-entry
 permits, driving licences, embassies, the national pension refund, employers, landlords, banks). A
-question whose best match is one of them is not answered and not offered an entry (「お答えできません」
-in the resident's language, logged as unanswered); they are never shown as candidates.
+question whose best match is one of them, clearly ahead of the city's entries, is not answered and
+not offered an entry (「お答えできません」 in the resident's language, logged as unanswered); nearly
+tied, the city's entries are offered (outside). They are never shown as candidates.
 
 A third index per city holds the やさしい日本語 translations (titles, questions and alternates as
 newcomers write them), with the Japanese index's model. A question detected as やさしい日本語 is
@@ -34,14 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from bot.i18n import city_languages, detect_language
 from faq import importer
-from faq.freshness import StampedCache
 from faq.decision import Signals, load_foreign_model
+from faq.freshness import StampedCache
 from faq.matcher import Candidate, Decision, MatcherIndex, Params, Thresholds
 from faq.models import FaqEntry, FaqTranslation
 
