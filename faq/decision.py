@@ -66,6 +66,11 @@ class Logistic:
     mean: tuple[float, ...]
     scale: tuple[float, ...]
 
+    @classmethod
+    def from_json(cls, h: dict) -> Logistic:
+        """A head as the coefficients files store it (asdict)."""
+        return cls(float(h["bias"]), tuple(h["weights"]), tuple(h["mean"]), tuple(h["scale"]))
+
     def prob(self, x: np.ndarray) -> float:
         """Probability for one signal vector."""
         z = (x - np.asarray(self.mean)) / np.asarray(self.scale)
@@ -144,8 +149,7 @@ def load_foreign_model(path: Path = FOREIGN_MODEL_PATH) -> ForeignModel | None:
         return None
     if tuple(data.get("features", ())) != FOREIGN_FEATURES:
         return None
-    h = data["answer"]
-    return ForeignModel(Logistic(float(h["bias"]), tuple(h["weights"]), tuple(h["mean"]), tuple(h["scale"])),
+    return ForeignModel(Logistic.from_json(data["answer"]),
                         {str(k): float(v) for k, v in data["answer_thresholds"].items()})
 
 
@@ -174,11 +178,8 @@ def load_model(mode: str, path: Path = MODEL_PATH) -> DecisionModel | None:
     if not entry or tuple(entry.get("features", ())) != FEATURES:
         return None  # fitted for other signals: refuse rather than misread the weights
 
-    def head(h: dict) -> Logistic:
-        return Logistic(float(h["bias"]), tuple(h["weights"]), tuple(h["mean"]), tuple(h["scale"]))
-
     imported = entry.get("answer_threshold_imported")
-    return DecisionModel(head(entry["answer"]), head(entry["offer"]),
+    return DecisionModel(Logistic.from_json(entry["answer"]), Logistic.from_json(entry["offer"]),
                          float(entry["answer_threshold"]), float(entry["offer_threshold"]),
                          float(imported) if imported is not None else None,
                          float(entry.get("score_floor", 0.0)), float(entry.get("score_floor_imported", 0.0)))
